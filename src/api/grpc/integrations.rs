@@ -1,0 +1,181 @@
+use tonic::{Request, Response, Status};
+
+use super::{Ctx, convert, not_yet};
+use crate::domain::parse_integration_name;
+use crate::proto::{self, integration_service_server::IntegrationService};
+use crate::service::Integrations;
+use crate::service::integrations::{ConnectInput, ListInput, UpdateInput};
+
+pub struct IntegrationsGrpc {
+    pub integrations: Integrations,
+}
+
+#[tonic::async_trait]
+impl IntegrationService for IntegrationsGrpc {
+    async fn connect_integration(
+        &self,
+        req: Request<proto::ConnectIntegrationRequest>,
+    ) -> Result<Response<proto::ConnectIntegrationResponse>, Status> {
+        let ctx = Ctx::of(&req)?;
+        let r = req.into_inner();
+        let input = (|| {
+            Ok(ConnectInput {
+                platform: convert::platform_from_proto("platform", r.platform)?,
+                credentials: r.credentials,
+                display_name: r.display_name,
+                metadata: r
+                    .metadata
+                    .map(|m| convert::struct_to_json("metadata", m))
+                    .transpose()?,
+                provider_account_id: r.provider_account_id,
+            })
+        })()
+        .map_err(|e| ctx.status(e))?;
+        let i = self
+            .integrations
+            .connect(&ctx.caller, &ctx.rid, input)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::ConnectIntegrationResponse {
+            integration: Some(convert::integration(i)),
+        }))
+    }
+
+    async fn list_integrations(
+        &self,
+        req: Request<proto::ListIntegrationsRequest>,
+    ) -> Result<Response<proto::ListIntegrationsResponse>, Status> {
+        let ctx = Ctx::of(&req)?;
+        let r = req.into_inner();
+        let input = (|| {
+            Ok(ListInput {
+                page_size: i64::from(r.page_size),
+                page_token: r.page_token,
+                platform: convert::platform_from_proto("platform", r.platform)?,
+                status: convert::status_from_proto("status", r.status)?,
+            })
+        })()
+        .map_err(|e| ctx.status(e))?;
+        let (rows, next) = self
+            .integrations
+            .list(&ctx.caller, input)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::ListIntegrationsResponse {
+            integrations: rows.into_iter().map(convert::integration).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn get_integration(
+        &self,
+        req: Request<proto::GetIntegrationRequest>,
+    ) -> Result<Response<proto::GetIntegrationResponse>, Status> {
+        let ctx = Ctx::of(&req)?;
+        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
+            .map_err(|e| ctx.status(e))?;
+        let i = self
+            .integrations
+            .get(&ctx.caller, id)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::GetIntegrationResponse {
+            integration: Some(convert::integration(i)),
+        }))
+    }
+
+    async fn update_integration(
+        &self,
+        req: Request<proto::UpdateIntegrationRequest>,
+    ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
+        let ctx = Ctx::of(&req)?;
+        let r = req.into_inner();
+        let parsed = (|| {
+            let integration = r
+                .integration
+                .ok_or_else(|| crate::error::Error::invalid_field("integration", "is required"))?;
+            let id = parse_integration_name(
+                "integration.name",
+                &integration.name,
+                ctx.caller.workspace_id,
+            )?;
+            let paths: Vec<String> = r.update_mask.map(|m| m.paths).unwrap_or_default();
+            for p in &paths {
+                if !matches!(p.as_str(), "display_name" | "metadata") {
+                    return Err(crate::error::Error::invalid_field(
+                        "update_mask",
+                        "may name only display_name and metadata",
+                    ));
+                }
+            }
+            // AIP-134: an empty mask updates every field that is set.
+            let wants = |f: &str, set: bool| {
+                if paths.is_empty() {
+                    set
+                } else {
+                    paths.iter().any(|p| p == f)
+                }
+            };
+            let display_name = wants("display_name", !integration.display_name.is_empty())
+                .then_some(integration.display_name);
+            let metadata_patch = if wants("metadata", integration.metadata.is_some()) {
+                Some(convert::struct_to_json(
+                    "integration.metadata",
+                    integration.metadata.unwrap_or_default(),
+                )?)
+            } else {
+                None
+            };
+            if display_name.is_none() && metadata_patch.is_none() {
+                return Err(crate::error::Error::invalid_field(
+                    "update_mask",
+                    "names nothing to update",
+                ));
+            }
+            Ok((
+                id,
+                UpdateInput {
+                    display_name,
+                    metadata_patch,
+                },
+            ))
+        })()
+        .map_err(|e| ctx.status(e))?;
+        let i = self
+            .integrations
+            .update(&ctx.caller, &ctx.rid, parsed.0, parsed.1)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::UpdateIntegrationResponse {
+            integration: Some(convert::integration(i)),
+        }))
+    }
+
+    async fn disconnect_integration(
+        &self,
+        req: Request<proto::DisconnectIntegrationRequest>,
+    ) -> Result<Response<proto::DisconnectIntegrationResponse>, Status> {
+        let ctx = Ctx::of(&req)?;
+        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
+            .map_err(|e| ctx.status(e))?;
+        let (i, revocations) = self
+            .integrations
+            .disconnect(&ctx.caller, &ctx.rid, id)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::DisconnectIntegrationResponse {
+            integration: Some(convert::integration(i)),
+            revocations: revocations.into_iter().map(convert::revocation).collect(),
+        }))
+    }
+
+    async fn test_integration(
+        &self,
+        req: Request<proto::TestIntegrationRequest>,
+    ) -> Result<Response<proto::TestIntegrationResponse>, Status> {
+        Err(not_yet(
+            &req,
+            "TestIntegration (platform connection tests arrive with the connectors)",
+        ))
+    }
+}

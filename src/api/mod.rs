@@ -1,0 +1,8 @@
+//! Transports: gRPC (+ grpc-web) and the REST gateway, with the layers they share.
+
+pub mod auth;
+pub mod error;
+pub mod grpc;
+pub mod observe;
+pub mod reject;
+pub mod rest;

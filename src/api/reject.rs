@@ -1,0 +1,40 @@
+//! Answers a request from inside a tower layer (auth, limits), in the transport's own form.
+
+use bytes::Bytes;
+use http::{HeaderMap, Response, header};
+
+use crate::domain::RequestId;
+use crate::error::Error;
+
+/// gRPC and grpc-web (after tonic-web has translated it) carry `application/grpc*`.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// Response bodies a layer can answer with: a gRPC status (trailers-only) or the REST JSON error.
+pub trait RejectBody: Sized + Default {
+    fn from_bytes(bytes: Bytes) -> Self;
+
+    fn reject(err: &Error, rid: &RequestId, grpc: bool) -> Response<Self> {
+        if grpc {
+            super::error::to_status(err, rid).into_http()
+        } else {
+            super::error::to_json(err, rid).map(Self::from_bytes)
+        }
+    }
+}
+
+impl RejectBody for tonic::body::Body {
+    fn from_bytes(bytes: Bytes) -> Self {
+        tonic::body::Body::new(http_body_util::Full::new(bytes))
+    }
+}
+
+impl RejectBody for axum::body::Body {
+    fn from_bytes(bytes: Bytes) -> Self {
+        axum::body::Body::from(bytes)
+    }
+}

@@ -1,0 +1,155 @@
+//! REST gateway: probes, metrics, the OpenAPI document and the product's `/api/v1` endpoints.
+
+mod integrations;
+mod openapi;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::{StatusCode, header};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{Map, Value};
+
+use crate::domain::{Caller, RequestId};
+use crate::error::Error;
+use crate::service::Integrations;
+use crate::store::Database;
+
+/// Largest REST request body we read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct RestState {
+    pub integrations: Integrations,
+    pub db: Database,
+    pub metrics: PrometheusHandle,
+    /// False once shutdown starts, so load balancers stop sending traffic.
+    pub accepting: Arc<AtomicBool>,
+}
+
+pub fn router(state: RestState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(openapi::document()) }),
+        )
+        .merge(integrations::routes())
+        .fallback(|ctx: RidOnly| async move {
+            ctx.error(Error::new(
+                crate::error::ErrorKind::NotFound,
+                "ROUTE_NOT_FOUND",
+                "no such endpoint",
+            ))
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<RestState>) -> Response {
+    if !s.accepting.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if s.db.ready().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database not ready").into_response()
+    }
+}
+
+async fn metrics(State(s): State<RestState>) -> Response {
+    metrics::gauge!("fh_db_pool_connections").set(f64::from(s.db.pool.size()));
+    metrics::gauge!("fh_db_pool_idle_connections").set(s.db.pool.num_idle() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The authenticated caller and request id of a REST request.
+pub struct Ctx {
+    pub caller: Caller,
+    pub rid: RequestId,
+}
+
+impl Ctx {
+    pub fn error(&self, err: Error) -> Response {
+        super::error::to_response(&err, &self.rid)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let rid = parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_default();
+        // The auth layer has already rejected requests without a valid token; fail closed.
+        match parts.extensions.get::<Caller>().cloned() {
+            Some(caller) => Ok(Self { caller, rid }),
+            None => Err(super::error::to_response(
+                &Error::unauthenticated("missing bearer token"),
+                &rid,
+            )),
+        }
+    }
+}
+
+/// Only the request id, for unauthenticated endpoints.
+pub struct RidOnly(pub RequestId);
+
+impl RidOnly {
+    pub fn error(&self, err: Error) -> Response {
+        super::error::to_response(&err, &self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RidOnly {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<RequestId>()
+                .cloned()
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+/// Parses a request body as a JSON object. Errors name the problem, never echo the input
+/// (a body may hold credentials).
+pub fn json_object(
+    body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Map<String, Value>, Error> {
+    let bytes = body.map_err(|_| {
+        Error::invalid_field("body", format!("must be at most {MAX_BODY_BYTES} bytes"))
+    })?;
+    if bytes.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::invalid_field("body", "must be a JSON object")),
+        Err(e) => Err(Error::invalid_field(
+            "body",
+            format!(
+                "is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,93 @@
+//! The OpenAPI 3.1 document of the REST gateway, served at `/api/v1/openapi.json`.
+
+use serde_json::{Value, json};
+
+pub fn document() -> Value {
+    let error = json!({"$ref": "#/components/responses/Error"});
+    let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "FounderHouse Integrations REST gateway",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "REST mirror of IntegrationService. Every endpoint but the probes takes `Authorization: Bearer <JWT>`; the workspace comes from the token."
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {
+                "Integration": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "name": {"type": "string", "description": "workspaces/{w}/integrations/{id}"},
+                        "workspace_id": {"type": "string", "format": "uuid"},
+                        "platform": {"type": "string"},
+                        "status": {"type": "string", "enum": ["pending", "connected", "needs_reauth", "error", "revoked"]},
+                        "status_reason": {"type": ["string", "null"]},
+                        "display_name": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "provider_account_id": {"type": "string"},
+                        "credential_fields": {"type": "array", "items": {"type": "string"}, "description": "names only; values never leave the service"},
+                        "scopes": {"type": "array", "items": {"type": "string"}},
+                        "health_state": {"type": "string"},
+                        "credential_expires_at": {"type": ["string", "null"], "format": "date-time"},
+                        "last_checked_at": {"type": ["string", "null"], "format": "date-time"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"}
+                    }
+                },
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {"type": "object", "properties": {
+                            "code": {"type": "integer"}, "status": {"type": "string"}, "reason": {"type": "string"},
+                            "message": {"type": "string"}, "domain": {"type": "string"}, "metadata": {"type": "object"},
+                            "field_violations": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "description": {"type": "string"}}}},
+                            "request_id": {"type": "string"}
+                        }},
+                        "detail": {"type": "string"}
+                    }
+                }
+            },
+            "responses": {
+                "Error": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {"security": [], "summary": "liveness", "responses": {"200": {"description": "alive"}}}},
+            "/readyz": {"get": {"security": [], "summary": "readiness: database reachable and migrated, not shutting down", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/metrics": {"get": {"security": [], "summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
+            "/api/v1/integrations/connect": {"post": {
+                "summary": "connect an API-key or token platform",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["platform", "credentials"], "properties": {
+                    "platform": {"type": "string", "enum": ["fireflies", "otter", "granola", "zerodb", "zerovoice", "slack", "discord", "monday", "notion"]},
+                    "credentials": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "display_name": {"type": "string"},
+                    "metadata": {"type": "object"},
+                    "provider_account_id": {"type": "string"}
+                }}}}},
+                "responses": {"201": {"description": "connected", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Integration"}}}}, "400": error, "401": error, "403": error, "409": error}
+            }},
+            "/api/v1/integrations": {"get": {
+                "summary": "list the workspace's integrations, oldest first",
+                "parameters": [
+                    {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100}},
+                    {"name": "page_token", "in": "query", "schema": {"type": "string"}},
+                    {"name": "platform", "in": "query", "schema": {"type": "string"}},
+                    {"name": "status", "in": "query", "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "a page", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "integrations": {"type": "array", "items": {"$ref": "#/components/schemas/Integration"}},
+                    "next_page_token": {"type": "string"}
+                }}}}}, "400": error, "401": error}
+            }},
+            "/api/v1/integrations/{id}": {
+                "parameters": [id_param],
+                "get": {"summary": "one integration", "responses": {"200": {"description": "found", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Integration"}}}}, "404": error}},
+                "patch": {"summary": "change display_name and merge metadata (RFC 7386)", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"display_name": {"type": "string"}, "metadata": {"type": "object"}}}}}}, "responses": {"200": {"description": "updated"}, "400": error, "404": error}},
+                "delete": {"summary": "disconnect: destroy credentials, mark revoked", "responses": {"200": {"description": "disconnected, with what was revoked upstream"}, "403": error, "404": error}}
+            }
+        }
+    })
+}

@@ -1,0 +1,273 @@
+//! Composition root: pool and migrations, keyring, services, listeners (port 0 works), servers,
+//! and one shutdown token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use http::{HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::api::auth::{AuthLayer, Authenticator};
+use crate::api::grpc::{
+    connectors::ConnectorsGrpc, health::HealthGrpc, integrations::IntegrationsGrpc,
+    oauth::OAuthGrpc,
+};
+use crate::api::observe::ObserveLayer;
+use crate::api::rest::{self, RestState};
+use crate::config::{Config, Limits};
+use crate::proto::{
+    connector_service_server::ConnectorServiceServer, health_service_server::HealthServiceServer,
+    integration_service_server::IntegrationServiceServer,
+    o_auth_service_server::OAuthServiceServer,
+};
+use crate::service::Integrations;
+use crate::store::Database;
+
+/// A built, not yet running, service.
+pub struct App {
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    db: Database,
+    auth: Arc<Authenticator>,
+    integrations: Integrations,
+    cors: CorsLayer,
+    limits: Limits,
+    shutdown: CancellationToken,
+}
+
+/// Builds the one outbound HTTP client (JWKS now; providers later): timeouts, no redirects.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    // Idempotent: the first call installs ring as rustls' provider for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!(
+            "founderhouse-integrations/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .context("building the HTTP client")
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let h = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            h("x-grpc-web"),
+            h("x-user-agent"),
+            h("grpc-timeout"),
+            h("x-request-id"),
+        ])
+        .expose_headers([
+            h("grpc-status"),
+            h("grpc-message"),
+            h("grpc-status-details-bin"),
+            h("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = Database::connect(config.database_url.expose(), &config.pool).await?;
+        let http = http_client()?;
+        let auth = Arc::new(Authenticator::new(
+            config.jwt_secret.as_ref(),
+            config.jwks_url.clone(),
+            config.jwt_issuer.clone(),
+            config.jwt_audience.clone(),
+            http,
+        ));
+        let keyring = Arc::new(config.keyring.clone());
+        let integrations = Integrations::new(db.pool.clone(), keyring);
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+        Ok(Self {
+            grpc_listener,
+            http_listener,
+            db,
+            auth,
+            integrations,
+            cors: cors(&config.cors_origins),
+            limits: config.limits,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Cancel it to shut down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Serves until the shutdown token is cancelled, then: readiness fails, listeners stop
+    /// accepting, in-flight calls get `shutdown_grace` to finish, the pool closes.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let limits = self.limits.clone();
+        let accepting = Arc::new(AtomicBool::new(true));
+        let max = limits.max_message_bytes;
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<IntegrationServiceServer<IntegrationsGrpc>>()
+            .await;
+        health_reporter
+            .set_serving::<OAuthServiceServer<OAuthGrpc>>()
+            .await;
+        health_reporter
+            .set_serving::<ConnectorServiceServer<ConnectorsGrpc>>()
+            .await;
+        health_reporter
+            .set_serving::<HealthServiceServer<HealthGrpc>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        // Layers run top to bottom: observe (request id, metrics), CORS preflight, grpc-web
+        // translation, then auth on plain gRPC.
+        let grpc = Server::builder()
+            .accept_http1(true)
+            .timeout(limits.request_timeout)
+            .concurrency_limit_per_connection(limits.concurrency_limit)
+            .load_shed(true)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(ObserveLayer::new("grpc"))
+            .layer(self.cors.clone())
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(AuthLayer::new(self.auth.clone()))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(
+                IntegrationServiceServer::new(IntegrationsGrpc {
+                    integrations: self.integrations.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            )
+            .add_service(
+                OAuthServiceServer::new(OAuthGrpc)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                ConnectorServiceServer::new(ConnectorsGrpc)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                HealthServiceServer::new(HealthGrpc)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            );
+
+        let rest = rest::router(RestState {
+            integrations: self.integrations.clone(),
+            db: self.db.clone(),
+            metrics: crate::telemetry::metrics(),
+            accepting: accepting.clone(),
+        })
+        .layer(AuthLayer::new(self.auth.clone()))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            limits.concurrency_limit,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::GATEWAY_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(self.cors.clone())
+        .layer(ObserveLayer::new("rest"));
+
+        let token = self.shutdown.clone();
+        let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
+        let grpc_task = tokio::spawn({
+            let token = token.clone();
+            async move {
+                grpc.serve_with_incoming_shutdown(incoming, token.cancelled_owned())
+                    .await
+            }
+        });
+        let rest_task = tokio::spawn({
+            let token = token.clone();
+            let listener = self.http_listener;
+            async move {
+                axum::serve(listener, rest)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
+            }
+        });
+        tracing::info!("serving");
+
+        token.cancelled().await;
+        accepting.store(false, Ordering::Relaxed);
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        tracing::info!(grace = ?limits.shutdown_grace, "shutting down");
+
+        let drained = tokio::time::timeout(limits.shutdown_grace, async {
+            let (g, r) = tokio::join!(grpc_task, rest_task);
+            (g, r)
+        })
+        .await;
+        match drained {
+            Ok((g, r)) => {
+                g.context("gRPC server task")?.context("gRPC server")?;
+                r.context("REST server task")?.context("REST server")?;
+            }
+            Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+        }
+        self.db.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

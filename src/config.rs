@@ -1,0 +1,316 @@
+//! Settings: every one a flag and an `FH_*` environment variable, with defaults that run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
+
+use crate::secrets::{KeyRing, Secret};
+use crate::store::db::PoolSettings;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "founderhouse-integrations",
+    version,
+    about = "Connects workspaces to their platforms; serves gRPC, grpc-web and REST."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print a development JWT signed with the configured HS256 secret.
+    Token {
+        #[arg(long)]
+        workspace: uuid::Uuid,
+        /// owner, admin, member, viewer or service.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// The user id; random when omitted.
+        #[arg(long)]
+        sub: Option<uuid::Uuid>,
+        /// Lifetime, e.g. 1h, 30m, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Print a new key entry (`<id>:<base64>`) to append to FH_ENCRYPTION_KEYS.
+    Generate,
+    /// Re-seal every stored credential under the active key, printing progress.
+    Rewrap {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+}
+
+/// Everything configurable. Flags win over environment variables.
+#[derive(Args, Debug, Clone)]
+pub struct Settings {
+    /// gRPC and grpc-web listen address.
+    #[arg(
+        long,
+        env = "FH_GRPC_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub grpc_addr: SocketAddr,
+    /// REST listen address.
+    #[arg(
+        long,
+        env = "FH_HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub http_addr: SocketAddr,
+    /// PostgreSQL URL; the database is created if missing and migrated at start.
+    #[arg(
+        long,
+        env = "FH_DATABASE_URL",
+        default_value = "postgres://postgres:postgres@127.0.0.1:5432/founderhouse",
+        global = true,
+        hide_default_value = false
+    )]
+    pub database_url: String,
+    #[arg(
+        long,
+        env = "FH_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_max_connections: u32,
+    /// How long a request waits for a database connection before failing with UNAVAILABLE.
+    #[arg(long, env = "FH_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+    /// HS256 secret for caller JWTs. Without it (and without FH_JWKS_URL) a development secret
+    /// is created in FH_DATA_DIR.
+    #[arg(long, env = "FH_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    /// JWKS URL for RS256/ES256 caller JWTs.
+    #[arg(long, env = "FH_JWKS_URL", global = true)]
+    pub jwks_url: Option<String>,
+    /// Required `iss` of caller JWTs, when set.
+    #[arg(long, env = "FH_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of caller JWTs, when set.
+    #[arg(long, env = "FH_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Encryption keys: comma-separated `<id>:<base64 32 bytes>`; the last is active unless
+    /// FH_ENCRYPTION_ACTIVE_KEY says otherwise. Rotate by appending a key, then `keys rewrap`.
+    #[arg(
+        long,
+        env = "FH_ENCRYPTION_KEYS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub encryption_keys: Option<String>,
+    /// A file holding the FH_ENCRYPTION_KEYS value, as an alternative to the variable.
+    #[arg(long, env = "FH_ENCRYPTION_KEYS_FILE", global = true)]
+    pub encryption_keys_file: Option<PathBuf>,
+    #[arg(long, env = "FH_ENCRYPTION_ACTIVE_KEY", global = true)]
+    pub encryption_active_key: Option<String>,
+    /// Where development secrets are created (0600) when none are configured.
+    #[arg(long, env = "FH_DATA_DIR", default_value = ".data", global = true)]
+    pub data_dir: PathBuf,
+    /// Public base URL of the REST port; OAuth callback URLs are built from it.
+    #[arg(
+        long,
+        env = "FH_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub public_url: Url,
+    /// The frontend the browser returns to after OAuth.
+    #[arg(
+        long,
+        env = "FH_FRONTEND_URL",
+        default_value = "http://localhost:3000",
+        global = true
+    )]
+    pub frontend_url: Url,
+    /// Comma-separated origins allowed by CORS (grpc-web and REST); the frontend's origin is
+    /// always allowed.
+    #[arg(long, env = "FH_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+    /// Per-request deadline on both transports.
+    #[arg(long, env = "FH_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: Duration,
+    /// How long in-flight calls may take to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "FH_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+    /// Largest gRPC message accepted or sent.
+    #[arg(long, env = "FH_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
+    pub max_message_bytes: usize,
+    /// Concurrent requests per gRPC connection before new ones are shed with UNAVAILABLE.
+    #[arg(
+        long,
+        env = "FH_CONCURRENCY_LIMIT",
+        default_value_t = 512,
+        global = true
+    )]
+    pub concurrency_limit: usize,
+    /// HTTP/2 max concurrent streams per connection.
+    #[arg(
+        long,
+        env = "FH_MAX_CONCURRENT_STREAMS",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub max_concurrent_streams: u32,
+    /// Log filter, e.g. "info" or "founderhouse_integrations=debug".
+    #[arg(long, env = "FH_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// "text" or "json".
+    #[arg(long, env = "FH_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+}
+
+/// Server limits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub max_message_bytes: usize,
+    pub concurrency_limit: usize,
+    pub max_concurrent_streams: u32,
+}
+
+/// The validated configuration the app is built from.
+#[derive(Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// Holds the database password: never logged.
+    pub database_url: Secret<String>,
+    pub pool: PoolSettings,
+    pub jwt_secret: Option<Secret<String>>,
+    pub jwks_url: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub keyring: KeyRing,
+    pub public_url: Url,
+    pub frontend_url: Url,
+    pub cors_origins: Vec<String>,
+    pub limits: Limits,
+}
+
+impl Settings {
+    /// Validates everything once; creates development secrets in the data directory when none
+    /// are configured, warning loudly.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let jwt_secret = match (self.jwt_secret, &self.jwks_url) {
+            (Some(s), _) if s.len() < 32 => bail!("FH_JWT_SECRET must be at least 32 bytes"),
+            (Some(s), _) => Some(Secret::new(s)),
+            (None, Some(_)) => None,
+            (None, None) => Some(Secret::new(dev_secret(
+                &self.data_dir,
+                "jwt-secret",
+                || {
+                    use base64::Engine;
+                    let bytes: [u8; 32] = rand::random();
+                    base64::engine::general_purpose::STANDARD.encode(bytes)
+                },
+            )?)),
+        };
+        let keys = match (self.encryption_keys, &self.encryption_keys_file) {
+            (Some(k), _) => Secret::new(k),
+            (None, Some(path)) => Secret::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading FH_ENCRYPTION_KEYS_FILE {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => Secret::new(dev_secret(
+                &self.data_dir,
+                "encryption-keys",
+                KeyRing::generate_entry,
+            )?),
+        };
+        let keyring = KeyRing::parse(keys.expose(), self.encryption_active_key.as_deref())
+            .context("FH_ENCRYPTION_KEYS is invalid")?;
+        let mut cors_origins: Vec<String> = self
+            .cors_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        cors_origins.push(self.frontend_url.origin().ascii_serialization());
+        cors_origins.sort();
+        cors_origins.dedup();
+        Ok(Config {
+            grpc_addr: self.grpc_addr,
+            http_addr: self.http_addr,
+            database_url: Secret::new(self.database_url),
+            pool: PoolSettings {
+                max_connections: self.db_max_connections.max(1),
+                acquire_timeout: self.db_acquire_timeout,
+            },
+            jwt_secret,
+            jwks_url: self.jwks_url,
+            jwt_issuer: self.jwt_issuer,
+            jwt_audience: self.jwt_audience,
+            keyring,
+            public_url: self.public_url,
+            frontend_url: self.frontend_url,
+            cors_origins,
+            limits: Limits {
+                request_timeout: self.request_timeout,
+                shutdown_grace: self.shutdown_grace,
+                max_message_bytes: self.max_message_bytes,
+                concurrency_limit: self.concurrency_limit.max(1),
+                max_concurrent_streams: self.max_concurrent_streams.max(1),
+            },
+        })
+    }
+}
+
+/// Reads `dir/name`, or creates it (0600) with `make()`. Development only: says so loudly.
+fn dev_secret(dir: &Path, name: &str, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    let path = dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        tracing::warn!(path = %path.display(), "using the DEVELOPMENT {name} from the data directory; configure it explicitly in production");
+        return Ok(existing.trim().to_owned());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let value = make();
+    write_private(&path, &value).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "CREATED a DEVELOPMENT {name}: fine for a laptop, never for production");
+    // Read back: when another process created it first, its value is the one to use.
+    Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+}
+
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    // create_new: two processes racing both succeed only once; the loser re-reads.
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    match opts.open(path) {
+        Ok(mut f) => f.write_all(value.as_bytes()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}

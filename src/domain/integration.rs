@@ -1,0 +1,31 @@
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{HealthState, IntegrationId, IntegrationStatus, Platform, WorkspaceId};
+
+/// An integration as stored. Holds no credential values, only the names of the fields set.
+#[derive(Clone, Debug)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub workspace_id: WorkspaceId,
+    pub platform: Platform,
+    pub status: IntegrationStatus,
+    pub status_reason: Option<String>,
+    pub display_name: String,
+    pub metadata: Map<String, Value>,
+    pub provider_account_id: String,
+    pub scopes: Vec<String>,
+    pub health_state: HealthState,
+    pub credential_fields: Vec<String>,
+    pub credential_expires_at: Option<DateTime<Utc>>,
+    pub last_check_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Integration {
+    /// `workspaces/{w}/integrations/{id}`.
+    pub fn resource_name(&self) -> String {
+        format!("workspaces/{}/integrations/{}", self.workspace_id, self.id)
+    }
+}

@@ -1,0 +1,15 @@
+//! Identifiers, enums and value types. Parse constructors, no I/O.
+
+mod caller;
+mod credentials;
+mod ids;
+mod integration;
+mod platform;
+mod revocation;
+
+pub use caller::{Caller, Role};
+pub use credentials::{CredentialField, CredentialSpec, ValidatedCredentials, credential_spec};
+pub use ids::{IntegrationId, RequestId, UserId, WorkspaceId, parse_integration_name};
+pub use integration::Integration;
+pub use platform::{HealthState, IntegrationStatus, Platform};
+pub use revocation::TokenRevocation;

@@ -1,0 +1,10 @@
+/// What happened at the provider to one token when an integration was disconnected or revoked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRevocation {
+    /// "access_token", "refresh_token", "bot_token", "user_token", "api_key", ...
+    pub token_type: String,
+    pub revoked_upstream: bool,
+    /// UPPER_SNAKE reason when not revoked upstream.
+    pub reason: String,
+    pub message: String,
+}

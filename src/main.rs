@@ -1,0 +1,119 @@
+//! `founderhouse-integrations`: parse the command line, set up logging, run the command.
+
+use anyhow::Context;
+use clap::Parser;
+use founderhouse_integrations::api::auth::mint_token;
+use founderhouse_integrations::app::App;
+use founderhouse_integrations::config::{Cli, Command, KeysCommand};
+use founderhouse_integrations::domain::Role;
+use founderhouse_integrations::secrets::KeyRing;
+use founderhouse_integrations::store::{Database, credentials};
+use founderhouse_integrations::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init_logging(&cli.settings.log, &cli.settings.log_format)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.settings.into_config()?).await,
+        Command::Migrate => {
+            let config = cli.settings.into_config()?;
+            Database::connect(config.database_url.expose(), &config.pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token {
+            workspace,
+            role,
+            sub,
+            ttl,
+        } => {
+            let role: Role = role.parse().map_err(|()| {
+                anyhow::anyhow!("--role must be owner, admin, member, viewer or service")
+            })?;
+            let config = cli.settings.into_config()?;
+            let secret = config
+                .jwt_secret
+                .context("no HS256 secret configured (FH_JWT_SECRET); tokens for JWKS setups come from your identity provider")?;
+            println!(
+                "{}",
+                mint_token(
+                    &secret,
+                    sub.unwrap_or_else(uuid::Uuid::new_v4),
+                    workspace,
+                    role,
+                    ttl
+                )?
+            );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Generate,
+        } => {
+            println!("{}", KeyRing::generate_entry());
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rewrap { batch },
+        } => {
+            let config = cli.settings.into_config()?;
+            let db = Database::connect(config.database_url.expose(), &config.pool).await?;
+            let total = credentials::count_needing_rewrap(&db.pool, &config.keyring).await?;
+            println!(
+                "{total} credential(s) to rewrap under key {}",
+                config.keyring.active_id()
+            );
+            let mut done = 0u64;
+            loop {
+                let n =
+                    credentials::rewrap_batch(&db.pool, &config.keyring, batch.clamp(1, 10_000))
+                        .await?;
+                if n == 0 {
+                    break;
+                }
+                done += n;
+                println!("rewrapped {done}/{total}");
+            }
+            let left = credentials::count_needing_rewrap(&db.pool, &config.keyring).await?;
+            println!("done: {done} rewrapped, {left} left under other keys");
+            if left > 0 {
+                anyhow::bail!(
+                    "{left} credential(s) are still under other keys (locked by a concurrent rewrap?)"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: founderhouse_integrations::config::Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    tracing::info!(grpc = %app.grpc_addr(), http = %app.http_addr(), "listening");
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        token.cancel();
+    });
+    app.run().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // Without a handler we can only wait forever; SIGTERM still works below.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

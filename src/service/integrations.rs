@@ -1,0 +1,376 @@
+//! Connect, list, read, update and disconnect integrations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+
+use super::paging;
+use crate::domain::{
+    Caller, Integration, IntegrationId, IntegrationStatus, Platform, RequestId, TokenRevocation,
+    credential_spec,
+};
+use crate::error::{Error, FieldViolation};
+use crate::secrets::KeyRing;
+use crate::store::{self, integrations::NewIntegration};
+
+/// Serialized metadata larger than this is refused.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+const MAX_DISPLAY_NAME_CHARS: usize = 200;
+const MAX_ACCOUNT_ID_CHARS: usize = 200;
+
+pub struct ConnectInput {
+    pub platform: Option<Platform>,
+    pub credentials: HashMap<String, String>,
+    pub display_name: String,
+    pub metadata: Option<Map<String, Value>>,
+    pub provider_account_id: String,
+}
+
+pub struct ListInput {
+    pub page_size: i64,
+    pub page_token: String,
+    pub platform: Option<Platform>,
+    pub status: Option<IntegrationStatus>,
+}
+
+/// Fields to change; `None` leaves a field as it is.
+pub struct UpdateInput {
+    pub display_name: Option<String>,
+    /// Merged as an RFC 7386 merge patch: keys set to null are removed.
+    pub metadata_patch: Option<Map<String, Value>>,
+}
+
+#[derive(Clone)]
+pub struct Integrations {
+    db: PgPool,
+    keyring: Arc<KeyRing>,
+}
+
+fn check_display_name(field: &str, name: &str) -> Result<String, FieldViolation> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(FieldViolation::new(field, "must not be empty"));
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {MAX_DISPLAY_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FieldViolation::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_metadata(field: &str, metadata: &Map<String, Value>) -> Result<(), FieldViolation> {
+    let size = serde_json::to_vec(metadata)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_METADATA_BYTES {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 7386 merge patch of objects.
+fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (k, v) in patch {
+        match v {
+            Value::Null => {
+                target.remove(&k);
+            }
+            Value::Object(p) => match target.get_mut(&k) {
+                Some(Value::Object(t)) => merge_patch(t, p),
+                _ => {
+                    let mut t = Map::new();
+                    merge_patch(&mut t, p);
+                    target.insert(k, Value::Object(t));
+                }
+            },
+            other => {
+                target.insert(k, other);
+            }
+        }
+    }
+}
+
+fn filters_key(platform: Option<Platform>, status: Option<IntegrationStatus>) -> String {
+    format!(
+        "p={};s={}",
+        platform.map_or("", Platform::as_str),
+        status.map_or("", IntegrationStatus::as_str)
+    )
+}
+
+impl Integrations {
+    pub fn new(db: PgPool, keyring: Arc<KeyRing>) -> Self {
+        Self { db, keyring }
+    }
+
+    pub async fn connect(
+        &self,
+        caller: &Caller,
+        rid: &RequestId,
+        input: ConnectInput,
+    ) -> Result<Integration, Error> {
+        caller.require_member()?;
+        let platform = input
+            .platform
+            .ok_or_else(|| Error::invalid_field("platform", "is required"))?;
+        let spec = credential_spec(platform).ok_or_else(|| {
+            Error::invalid_field(
+                "platform",
+                format!("{platform} connects through OAuth: use OAuthService.StartAuthorization"),
+            )
+        })?;
+        let mut violations = Vec::new();
+        let display_name = if input.display_name.is_empty() {
+            Ok(platform.title().to_owned())
+        } else {
+            check_display_name("display_name", &input.display_name)
+        }
+        .map_err(|v| violations.push(v))
+        .ok();
+        let metadata = input.metadata.unwrap_or_default();
+        if let Err(v) = check_metadata("metadata", &metadata) {
+            violations.push(v);
+        }
+        let account_in = input.provider_account_id.trim();
+        if account_in.chars().count() > MAX_ACCOUNT_ID_CHARS
+            || account_in.chars().any(char::is_control)
+        {
+            violations.push(FieldViolation::new(
+                "provider_account_id",
+                "must be at most 200 printable characters",
+            ));
+        }
+        let creds = match spec.validate(input.credentials) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                violations.extend(e.violations().iter().cloned());
+                None
+            }
+        };
+        let (Some(display_name), Some(creds), true) = (display_name, creds, violations.is_empty())
+        else {
+            return Err(Error::invalid_fields(violations));
+        };
+        let account = creds
+            .provider_account_id
+            .clone()
+            .unwrap_or_else(|| account_in.to_owned());
+
+        let id = IntegrationId::new();
+        let mut tx = self.db.begin().await?;
+        store::workspaces::ensure(&mut tx, caller.workspace_id).await?;
+        store::integrations::insert(
+            &mut tx,
+            &NewIntegration {
+                id,
+                workspace_id: caller.workspace_id,
+                platform,
+                display_name: &display_name,
+                metadata: &metadata,
+                provider_account_id: &account,
+                scopes: &[],
+                credential_expires_at: None,
+                created_by: caller.user_id,
+            },
+        )
+        .await?;
+        store::credentials::put(&mut tx, &self.keyring, id, &creds.fields, None).await?;
+        let fields: Vec<&str> = creds.fields.keys().copied().collect();
+        store::audit::record(
+            &mut tx,
+            caller,
+            Some(id),
+            "integration.connected",
+            json!({"platform": platform.as_str(), "credential_fields": fields}),
+            rid,
+        )
+        .await?;
+        let integration = store::integrations::get(&mut *tx, caller.workspace_id, id)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("inserted integration vanished")))?;
+        tx.commit().await?;
+        tracing::info!(integration_id = %id, platform = %platform, "integration connected");
+        Ok(integration)
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        input: ListInput,
+    ) -> Result<(Vec<Integration>, String), Error> {
+        let size = paging::page_size("page_size", input.page_size)?;
+        let filters = filters_key(input.platform, input.status);
+        let after = paging::decode("page_token", &input.page_token, &filters)?.map(IntegrationId);
+        // One extra row tells whether another page exists without a count query.
+        let mut rows = store::integrations::list(
+            &self.db,
+            caller.workspace_id,
+            after,
+            input.platform,
+            input.status,
+            size + 1,
+        )
+        .await?;
+        let next = if rows.len() as i64 > size {
+            rows.truncate(size as usize);
+            rows.last()
+                .map(|last| paging::encode(last.id.0, &filters))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((rows, next))
+    }
+
+    pub async fn get(&self, caller: &Caller, id: IntegrationId) -> Result<Integration, Error> {
+        store::integrations::get(&self.db, caller.workspace_id, id)
+            .await?
+            .ok_or_else(Error::integration_not_found)
+    }
+
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        rid: &RequestId,
+        id: IntegrationId,
+        input: UpdateInput,
+    ) -> Result<Integration, Error> {
+        caller.require_member()?;
+        let display_name = input
+            .display_name
+            .map(|n| check_display_name("integration.display_name", &n))
+            .transpose()
+            .map_err(|v| Error::invalid_fields(vec![v]))?;
+        if let Some(patch) = &input.metadata_patch {
+            check_metadata("integration.metadata", patch)
+                .map_err(|v| Error::invalid_fields(vec![v]))?;
+        }
+        let mut tx = self.db.begin().await?;
+        let current = store::integrations::get_for_update(&mut tx, caller.workspace_id, id)
+            .await?
+            .ok_or_else(Error::integration_not_found)?;
+        let mut metadata = current.metadata.clone();
+        let mut changed = Vec::new();
+        if let Some(patch) = input.metadata_patch {
+            merge_patch(&mut metadata, patch);
+            check_metadata("integration.metadata", &metadata)
+                .map_err(|v| Error::invalid_fields(vec![v]))?;
+            changed.push("metadata");
+        }
+        let name = match display_name {
+            Some(n) => {
+                changed.push("display_name");
+                n
+            }
+            None => current.display_name.clone(),
+        };
+        store::integrations::update_details(&mut tx, id, &name, &metadata).await?;
+        store::audit::record(
+            &mut tx,
+            caller,
+            Some(id),
+            "integration.updated",
+            json!({"fields": changed}),
+            rid,
+        )
+        .await?;
+        let updated = store::integrations::get(&mut *tx, caller.workspace_id, id)
+            .await?
+            .ok_or_else(Error::integration_not_found)?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Destroys the credentials and marks the integration revoked, in one transaction.
+    /// Disconnecting twice is not an error; the second time nothing is left to revoke.
+    pub async fn disconnect(
+        &self,
+        caller: &Caller,
+        rid: &RequestId,
+        id: IntegrationId,
+    ) -> Result<(Integration, Vec<TokenRevocation>), Error> {
+        caller.require_admin()?;
+        let mut tx = self.db.begin().await?;
+        let current = store::integrations::get_for_update(&mut tx, caller.workspace_id, id)
+            .await?
+            .ok_or_else(Error::integration_not_found)?;
+        if current.status == IntegrationStatus::Revoked {
+            return Ok((current, Vec::new()));
+        }
+        let revocations = local_only_revocations(&current);
+        let destroyed = store::credentials::delete_all(&mut tx, id).await?;
+        store::integrations::mark_revoked(&mut tx, id).await?;
+        store::audit::record(
+            &mut tx,
+            caller,
+            Some(id),
+            "integration.disconnected",
+            json!({"platform": current.platform.as_str(), "credentials_destroyed": destroyed}),
+            rid,
+        )
+        .await?;
+        let after = store::integrations::get(&mut *tx, caller.workspace_id, id)
+            .await?
+            .ok_or_else(Error::integration_not_found)?;
+        tx.commit().await?;
+        tracing::info!(integration_id = %id, platform = %current.platform, "integration disconnected");
+        Ok((after, revocations))
+    }
+}
+
+/// API keys and pasted tokens have no revocation endpoint we may call: they are revoked in the
+/// provider's dashboard. Say so per credential, so nobody believes they are dead upstream.
+fn local_only_revocations(integration: &Integration) -> Vec<TokenRevocation> {
+    let secret_fields: Vec<&str> = credential_spec(integration.platform)
+        .map(|s| {
+            s.fields
+                .iter()
+                .filter(|f| f.secret)
+                .map(|f| f.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    integration
+        .credential_fields
+        .iter()
+        .filter(|f| secret_fields.contains(&f.as_str()))
+        .map(|f| TokenRevocation {
+            token_type: f.clone(),
+            revoked_upstream: false,
+            reason: "PROVIDER_HAS_NO_REVOCATION".to_owned(),
+            message: format!(
+                "{} has no revocation API for this credential; it was destroyed here, revoke it in the {} dashboard",
+                integration.platform.title(),
+                integration.platform.title()
+            ),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_merges_nested_objects_and_null_removes() {
+        let mut t: Map<String, Value> =
+            serde_json::from_value(json!({"a": 1, "b": {"c": 2, "d": 3}})).unwrap();
+        let p: Map<String, Value> =
+            serde_json::from_value(json!({"a": null, "b": {"c": 4}, "e": "x"})).unwrap();
+        merge_patch(&mut t, p);
+        assert_eq!(Value::Object(t), json!({"b": {"c": 4, "d": 3}, "e": "x"}));
+    }
+}

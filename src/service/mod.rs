@@ -1,0 +1,6 @@
+//! Use cases. Each takes the authenticated `Caller` and checks workspace and role itself.
+
+pub mod integrations;
+pub mod paging;
+
+pub use integrations::Integrations;

@@ -1,0 +1,9 @@
+//! All SQL. Functions take an executor (pool, connection or transaction) and return domain types.
+
+pub mod audit;
+pub mod credentials;
+pub mod db;
+pub mod integrations;
+pub mod workspaces;
+
+pub use db::Database;
