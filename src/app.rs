@@ -195,19 +195,25 @@ impl App {
                 .max_encoding_message_size(max),
             )
             .add_service(
-                OAuthServiceServer::new(OAuthGrpc)
-                    .max_decoding_message_size(max)
-                    .max_encoding_message_size(max),
+                OAuthServiceServer::new(OAuthGrpc {
+                    integrations: self.integrations.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
             )
             .add_service(
-                ConnectorServiceServer::new(ConnectorsGrpc)
-                    .max_decoding_message_size(max)
-                    .max_encoding_message_size(max),
+                ConnectorServiceServer::new(ConnectorsGrpc {
+                    integrations: self.integrations.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
             )
             .add_service(
-                HealthServiceServer::new(HealthGrpc)
-                    .max_decoding_message_size(max)
-                    .max_encoding_message_size(max),
+                HealthServiceServer::new(HealthGrpc {
+                    integrations: self.integrations.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
             );
 
         let rest = rest::router(RestState {

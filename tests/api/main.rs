@@ -1,1 +1,11 @@
+//! The one integration-test binary: the real service on loopback, a fresh database per test.
 
+mod helpers;
+
+mod auth;
+mod integrations;
+mod leaks;
+mod process;
+mod resilience;
+mod secrets;
+mod transports;

@@ -3,11 +3,13 @@ use std::pin::Pin;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::not_yet;
+use super::{Ctx, not_yet, not_yet_for};
 use crate::proto::{self, connector_service_server::ConnectorService};
 
 /// Connector operations arrive in a later release; every RPC authenticates and says so.
-pub struct ConnectorsGrpc;
+pub struct ConnectorsGrpc {
+    pub integrations: crate::service::Integrations,
+}
 
 #[tonic::async_trait]
 impl ConnectorService for ConnectorsGrpc {
@@ -25,20 +27,44 @@ impl ConnectorService for ConnectorsGrpc {
         &self,
         req: Request<proto::InvokeRequest>,
     ) -> Result<Response<proto::InvokeResponse>, Status> {
-        Err(not_yet(&req, "connector operations"))
+        let ctx = Ctx::of(&req);
+        Err(not_yet_for(
+            &self.integrations,
+            ctx,
+            "integration",
+            &req.get_ref().integration,
+            "connector operations",
+        )
+        .await)
     }
 
     async fn proxy(
         &self,
         req: Request<proto::ProxyRequest>,
     ) -> Result<Response<proto::ProxyResponse>, Status> {
-        Err(not_yet(&req, "the authenticated proxy"))
+        let ctx = Ctx::of(&req);
+        Err(not_yet_for(
+            &self.integrations,
+            ctx,
+            "integration",
+            &req.get_ref().integration,
+            "the authenticated proxy",
+        )
+        .await)
     }
 
     async fn download(
         &self,
         req: Request<proto::DownloadRequest>,
     ) -> Result<Response<Self::DownloadStream>, Status> {
-        Err(not_yet(&req, "recording downloads"))
+        let ctx = Ctx::of(&req);
+        Err(not_yet_for(
+            &self.integrations,
+            ctx,
+            "integration",
+            &req.get_ref().integration,
+            "recording downloads",
+        )
+        .await)
     }
 }

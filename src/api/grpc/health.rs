@@ -3,11 +3,13 @@ use std::pin::Pin;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::not_yet;
+use super::{Ctx, not_yet, not_yet_for};
 use crate::proto::{self, health_service_server::HealthService};
 
 /// Connection health arrives in a later release; every RPC authenticates and says so.
-pub struct HealthGrpc;
+pub struct HealthGrpc {
+    pub integrations: crate::service::Integrations,
+}
 
 #[tonic::async_trait]
 impl HealthService for HealthGrpc {
@@ -18,7 +20,15 @@ impl HealthService for HealthGrpc {
         &self,
         req: Request<proto::CheckIntegrationRequest>,
     ) -> Result<Response<proto::CheckIntegrationResponse>, Status> {
-        Err(not_yet(&req, "connection health checks"))
+        let ctx = Ctx::of(&req);
+        Err(not_yet_for(
+            &self.integrations,
+            ctx,
+            "name",
+            &req.get_ref().name,
+            "connection health checks",
+        )
+        .await)
     }
 
     async fn check_workspace(
@@ -39,7 +49,15 @@ impl HealthService for HealthGrpc {
         &self,
         req: Request<proto::ListHealthChecksRequest>,
     ) -> Result<Response<proto::ListHealthChecksResponse>, Status> {
-        Err(not_yet(&req, "health check history"))
+        let ctx = Ctx::of(&req);
+        Err(not_yet_for(
+            &self.integrations,
+            ctx,
+            "integration",
+            &req.get_ref().integration,
+            "health check history",
+        )
+        .await)
     }
 
     async fn watch_health_events(

@@ -1,6 +1,6 @@
 use tonic::{Request, Response, Status};
 
-use super::{Ctx, convert, not_yet};
+use super::{Ctx, convert, not_yet_for};
 use crate::domain::parse_integration_name;
 use crate::proto::{self, integration_service_server::IntegrationService};
 use crate::service::Integrations;
@@ -173,9 +173,14 @@ impl IntegrationService for IntegrationsGrpc {
         &self,
         req: Request<proto::TestIntegrationRequest>,
     ) -> Result<Response<proto::TestIntegrationResponse>, Status> {
-        Err(not_yet(
-            &req,
+        let ctx = Ctx::of(&req);
+        Err(not_yet_for(
+            &self.integrations,
+            ctx,
+            "name",
+            &req.get_ref().name,
             "TestIntegration (platform connection tests arrive with the connectors)",
-        ))
+        )
+        .await)
     }
 }

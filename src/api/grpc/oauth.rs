@@ -1,10 +1,12 @@
 use tonic::{Request, Response, Status};
 
-use super::not_yet;
+use super::{Ctx, not_yet, not_yet_for};
 use crate::proto::{self, o_auth_service_server::OAuthService};
 
 /// OAuth flows arrive in a later release; every RPC authenticates and says so.
-pub struct OAuthGrpc;
+pub struct OAuthGrpc {
+    pub integrations: crate::service::Integrations,
+}
 
 #[tonic::async_trait]
 impl OAuthService for OAuthGrpc {
@@ -19,14 +21,30 @@ impl OAuthService for OAuthGrpc {
         &self,
         req: Request<proto::RefreshIntegrationRequest>,
     ) -> Result<Response<proto::RefreshIntegrationResponse>, Status> {
-        Err(not_yet(&req, "OAuth token refresh"))
+        let ctx = Ctx::of(&req);
+        Err(not_yet_for(
+            &self.integrations,
+            ctx,
+            "name",
+            &req.get_ref().name,
+            "OAuth token refresh",
+        )
+        .await)
     }
 
     async fn revoke_integration(
         &self,
         req: Request<proto::RevokeIntegrationRequest>,
     ) -> Result<Response<proto::RevokeIntegrationResponse>, Status> {
-        Err(not_yet(&req, "OAuth token revocation"))
+        let ctx = Ctx::of(&req);
+        Err(not_yet_for(
+            &self.integrations,
+            ctx,
+            "name",
+            &req.get_ref().name,
+            "OAuth token revocation",
+        )
+        .await)
     }
 
     async fn list_providers(
