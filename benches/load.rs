@@ -1,1 +1,472 @@
-fn main() {}
+//! Load benchmark harness: starts the release binary as its own process against a fresh
+//! database, then drives it from this process over loopback.
+//!
+//! Run: `scripts/bench.sh` (or `cargo bench --bench load -- [--seconds N] [--runs N] [--concurrency N]`).
+//! Prints, per scenario, req/s and p50/p99 for each run and their medians, the ratio to
+//! `grpc.health.v1/Check` measured on the same server in the same run, idle RSS, and the time
+//! from exec to serving.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use founderhouse_integrations::api::auth::mint_token;
+use founderhouse_integrations::domain::Role;
+use founderhouse_integrations::proto::integration_service_client::IntegrationServiceClient;
+use founderhouse_integrations::proto::{
+    ConnectIntegrationRequest, GetIntegrationRequest, ListIntegrationsRequest, Platform,
+};
+use founderhouse_integrations::secrets::Secret;
+use prost::Message;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+struct Opts {
+    seconds: u64,
+    runs: usize,
+    concurrency: usize,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        seconds: 5,
+        runs: 3,
+        concurrency: 64,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let next = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+        match (args[i].as_str(), next) {
+            ("--seconds", Some(v)) => o.seconds = v,
+            ("--runs", Some(v)) => o.runs = v as usize,
+            ("--concurrency", Some(v)) => o.concurrency = v as usize,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn authed<T>(m: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    r
+}
+
+struct Server {
+    child: Child,
+    grpc: String,
+    http: String,
+    to_listening: Duration,
+}
+
+/// Spawns the binary on port 0 and reads its JSON "listening" log line for the addresses.
+// The child is waited for in main after SIGTERM; the only other exit is a panic when it never
+// listened, and then it has already exited.
+#[allow(clippy::zombie_processes)]
+fn start_server(db_url: &str, secret: &str, data_dir: &str) -> Server {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_founderhouse-integrations"))
+        .arg("serve")
+        .env("FH_GRPC_ADDR", "127.0.0.1:0")
+        .env("FH_HTTP_ADDR", "127.0.0.1:0")
+        .env("FH_DATABASE_URL", db_url)
+        .env("FH_JWT_SECRET", secret)
+        .env("FH_DATA_DIR", data_dir)
+        .env("FH_LOG_FORMAT", "json")
+        .env("FH_LOG", "warn,founderhouse_integrations=info")
+        .env("FH_DB_MAX_CONNECTIONS", "16")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the service binary starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .expect("readable log");
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["message"] == "listening" {
+            let grpc = v["grpc"].as_str().expect("grpc addr").to_owned();
+            let http = v["http"].as_str().expect("http addr").to_owned();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Server {
+                child,
+                grpc,
+                http,
+                to_listening: started.elapsed(),
+            };
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Copy)]
+struct RunResult {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// Runs `concurrency` workers for `seconds`, each calling `call` in a loop.
+async fn drive<F, Fut>(seconds: u64, concurrency: usize, call: F) -> RunResult
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let call = Arc::new(call);
+    // Warm-up: connections, pools, caches.
+    let warm_until = Instant::now() + Duration::from_millis(500);
+    let mut warm = Vec::new();
+    for w in 0..concurrency {
+        let call = call.clone();
+        warm.push(tokio::spawn(async move {
+            while Instant::now() < warm_until {
+                call(w).await;
+            }
+        }));
+    }
+    for w in warm {
+        let _ = w.await;
+    }
+    let start = Instant::now();
+    let until = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(16_384);
+            let mut errors = 0u64;
+            while Instant::now() < until {
+                let t = Instant::now();
+                if call(w).await {
+                    lat.push(t.elapsed().as_micros() as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.expect("worker");
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    RunResult {
+        rps: all.len() as f64 / elapsed,
+        p50_ms: f64::from(pct(0.50)) / 1000.0,
+        p99_ms: f64::from(pct(0.99)) / 1000.0,
+        errors,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn grpc_web_frame(msg: &impl Message) -> Vec<u8> {
+    let body = msg.encode_to_vec();
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.push(0);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let o = opts();
+    let server_url = std::env::var("FH_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432".to_owned());
+    let db_name = format!("fh_bench_{}", uuid::Uuid::new_v4().simple());
+    let db_url = format!("{server_url}/{db_name}");
+    let secret = format!("bench-secret-{}", uuid::Uuid::new_v4().simple());
+    let data_dir = std::env::temp_dir().join(&db_name);
+    std::fs::create_dir_all(&data_dir).expect("temp dir");
+
+    let server = start_server(&db_url, &secret, data_dir.to_str().expect("utf-8 temp dir"));
+    let pid = server.child.id();
+    let grpc_url = format!("http://{}", server.grpc);
+    let serving_start = Instant::now();
+    let mut health = loop {
+        if let Ok(ch) = Channel::from_shared(grpc_url.clone())
+            .expect("uri")
+            .connect()
+            .await
+        {
+            let mut h = HealthClient::new(ch);
+            if h.check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok()
+            {
+                break h;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let to_serving = server.to_listening + serving_start.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = rss_kib(pid);
+
+    let workspace = uuid::Uuid::new_v4();
+    let token = mint_token(
+        &Secret::new(secret.clone()),
+        uuid::Uuid::new_v4(),
+        workspace,
+        Role::Service,
+        Duration::from_secs(3600),
+    )
+    .expect("token");
+    let channels: Vec<Channel> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(
+                Channel::from_shared(grpc_url.clone())
+                    .expect("uri")
+                    .connect()
+                    .await
+                    .expect("connect"),
+            );
+        }
+        v
+    };
+    let mut client = IntegrationServiceClient::new(channels[0].clone());
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let r = client
+            .connect_integration(authed(
+                ConnectIntegrationRequest {
+                    platform: Platform::Fireflies as i32,
+                    credentials: [("api_key".to_owned(), format!("bench-key-{i}"))].into(),
+                    provider_account_id: format!("bench-{i}"),
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("seed connect");
+        ids.push(r.into_inner().integration.expect("integration").id);
+    }
+    let _ = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    let http1 = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+
+    type Scenario = (
+        &'static str,
+        Box<
+            dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+                + Send
+                + Sync,
+        >,
+    );
+    let scenarios: Vec<Scenario> = vec![
+        ("grpc.health.v1/Check (ceiling)", {
+            let chans = channels.clone();
+            Box::new(move |w| {
+                let mut c = HealthClient::new(chans[w % chans.len()].clone());
+                Box::pin(async move {
+                    c.check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .is_ok()
+                })
+            })
+        }),
+        ("GetIntegration (gRPC)", {
+            let (chans, token, ids) = (channels.clone(), token.clone(), ids.clone());
+            Box::new(move |w| {
+                let mut c = IntegrationServiceClient::new(chans[w % chans.len()].clone());
+                let req = authed(
+                    GetIntegrationRequest {
+                        name: ids[w % ids.len()].clone(),
+                    },
+                    &token,
+                );
+                Box::pin(async move { c.get_integration(req).await.is_ok() })
+            })
+        }),
+        ("ListIntegrations 10 rows (gRPC)", {
+            let (chans, token) = (channels.clone(), token.clone());
+            Box::new(move |w| {
+                let mut c = IntegrationServiceClient::new(chans[w % chans.len()].clone());
+                let req = authed(
+                    ListIntegrationsRequest {
+                        page_size: 10,
+                        ..Default::default()
+                    },
+                    &token,
+                );
+                Box::pin(async move {
+                    c.list_integrations(req)
+                        .await
+                        .is_ok_and(|r| r.get_ref().integrations.len() == 10)
+                })
+            })
+        }),
+        ("ListIntegrations 10 rows (grpc-web, HTTP/1.1)", {
+            let (http1, token) = (http1.clone(), token.clone());
+            let url = format!(
+                "{grpc_url}/founderhouse.integrations.v1.IntegrationService/ListIntegrations"
+            );
+            let body = grpc_web_frame(&ListIntegrationsRequest {
+                page_size: 10,
+                ..Default::default()
+            });
+            Box::new(move |_| {
+                let req = http1
+                    .post(&url)
+                    .header("content-type", "application/grpc-web+proto")
+                    .header("x-grpc-web", "1")
+                    .bearer_auth(&token)
+                    .body(body.clone());
+                Box::pin(async move {
+                    match req.send().await {
+                        Ok(r) if r.status().is_success() => r
+                            .bytes()
+                            .await
+                            .is_ok_and(|b| b.windows(13).any(|w| w == b"grpc-status:0")),
+                        _ => false,
+                    }
+                })
+            })
+        }),
+        ("GET /api/v1/integrations?page_size=10 (REST)", {
+            let (http1, token) = (http1.clone(), token.clone());
+            let url = format!("http://{}/api/v1/integrations?page_size=10", server.http);
+            Box::new(move |_| {
+                let req = http1.get(&url).bearer_auth(&token);
+                Box::pin(async move { req.send().await.is_ok_and(|r| r.status().is_success()) })
+            })
+        }),
+        ("GET /api/v1/integrations/{id} (REST)", {
+            let (http1, token, ids) = (http1.clone(), token.clone(), ids.clone());
+            let base = format!("http://{}/api/v1/integrations/", server.http);
+            Box::new(move |w| {
+                let req = http1
+                    .get(format!("{base}{}", ids[w % ids.len()]))
+                    .bearer_auth(&token);
+                Box::pin(async move { req.send().await.is_ok_and(|r| r.status().is_success()) })
+            })
+        }),
+    ];
+
+    println!(
+        "founderhouse-integrations load benchmark: {} in flight, {} s per run, {} runs (medians reported)",
+        o.concurrency, o.seconds, o.runs
+    );
+    println!(
+        "exec -> listening: {:.0} ms; exec -> first health Check answered: {:.0} ms",
+        server.to_listening.as_secs_f64() * 1e3,
+        to_serving.as_secs_f64() * 1e3
+    );
+    println!("idle RSS: {:.1} MiB", idle_rss as f64 / 1024.0);
+    // Interleave scenarios within each run so that the ceiling and the DB-backed calls see
+    // the same machine conditions.
+    let mut results: Vec<Vec<RunResult>> = vec![Vec::new(); scenarios.len()];
+    let scenarios: Vec<(&str, Arc<Scenario>)> =
+        scenarios.into_iter().map(|s| (s.0, Arc::new(s))).collect();
+    for run in 0..o.runs {
+        for (i, (name, s)) in scenarios.iter().enumerate() {
+            let s = s.clone();
+            let r = drive(o.seconds, o.concurrency, move |w| (s.1)(w)).await;
+            println!(
+                "  run {} {:<48} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+                run + 1,
+                name,
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                r.errors
+            );
+            results[i].push(r);
+        }
+    }
+    let ceiling = median(results[0].iter().map(|r| r.rps).collect());
+    println!("\nmedians of {} runs:", o.runs);
+    println!(
+        "  {:<48} {:>10} {:>9} {:>9} {:>10}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "vs Check"
+    );
+    for (i, (name, _)) in scenarios.iter().enumerate() {
+        let rps = median(results[i].iter().map(|r| r.rps).collect());
+        let p50 = median(results[i].iter().map(|r| r.p50_ms).collect());
+        let p99 = median(results[i].iter().map(|r| r.p99_ms).collect());
+        println!(
+            "  {:<48} {:>10.0} {:>9.2} {:>9.2} {:>9.0}%",
+            name,
+            rps,
+            p50,
+            p99,
+            rps / ceiling * 100.0
+        );
+    }
+    println!("RSS after load: {:.1} MiB", rss_kib(pid) as f64 / 1024.0);
+
+    let stop = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let mut child = server.child;
+    let status = child.wait().expect("server exits");
+    println!(
+        "SIGTERM -> exit: {:.0} ms ({status})",
+        stop.elapsed().as_secs_f64() * 1e3
+    );
+
+    if let Ok(mut conn) =
+        <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{server_url}/postgres")).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
