@@ -19,7 +19,7 @@ if ! command -v pg_lsclusters >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
 fi
 
-read -r version cluster status _ < <(pg_lsclusters --no-header | head -n 1) || true
+read -r version cluster _port status _ < <(pg_lsclusters --no-header | head -n 1) || true
 if [ -z "${version:-}" ]; then
   version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
   as_root pg_createcluster "$version" main --start
