@@ -212,6 +212,8 @@ fn grpc_web_frame(msg: &impl Message) -> Vec<u8> {
 #[tokio::main]
 async fn main() {
     let o = opts();
+    // reqwest is built without a default TLS provider; the service installs ring the same way.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let server_url = std::env::var("FH_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432".to_owned());
     let db_name = format!("fh_bench_{}", uuid::Uuid::new_v4().simple());

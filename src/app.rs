@@ -20,6 +20,7 @@ use crate::api::grpc::{
     oauth::OAuthGrpc,
 };
 use crate::api::observe::ObserveLayer;
+use crate::api::reject::Transport;
 use crate::api::rest::{self, RestState};
 use crate::config::{Config, Limits};
 use crate::proto::{
@@ -183,7 +184,7 @@ impl App {
             .layer(ObserveLayer::new("grpc"))
             .layer(self.cors.clone())
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(AuthLayer::new(self.auth.clone()))
+            .layer(AuthLayer::new(self.auth.clone(), Transport::Grpc))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -216,13 +217,15 @@ impl App {
                 .max_encoding_message_size(max),
             );
 
-        let rest = rest::router(RestState {
-            integrations: self.integrations.clone(),
-            db: self.db.clone(),
-            metrics: crate::telemetry::metrics(),
-            accepting: accepting.clone(),
-        })
-        .layer(AuthLayer::new(self.auth.clone()))
+        let rest = rest::router(
+            RestState {
+                integrations: self.integrations.clone(),
+                db: self.db.clone(),
+                metrics: crate::telemetry::metrics(),
+                accepting: accepting.clone(),
+            },
+            AuthLayer::new(self.auth.clone(), Transport::Rest),
+        )
         .layer(tower::limit::ConcurrencyLimitLayer::new(
             limits.concurrency_limit,
         ))

@@ -88,7 +88,7 @@ pub struct Settings {
         env = "FH_DATABASE_URL",
         default_value = "postgres://postgres:postgres@127.0.0.1:5432/founderhouse",
         global = true,
-        hide_default_value = false
+        hide_env_values = true
     )]
     pub database_url: String,
     #[arg(

@@ -193,7 +193,10 @@ impl From<sqlx::Error> for Error {
     /// something to callers are mapped where the query is made, by constraint name.
     fn from(e: sqlx::Error) -> Self {
         match &e {
+            // Protocol errors come from connections cut mid-message (a server or proxy going
+            // away); with a well-behaved server nothing else produces them.
             sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)

@@ -15,7 +15,7 @@ use tokio::sync::RwLock;
 use tower::{Layer, Service};
 use uuid::Uuid;
 
-use super::reject::RejectBody;
+use super::reject::{RejectBody, Transport};
 use crate::domain::{Caller, RequestId, Role, UserId, WorkspaceId};
 use crate::error::Error;
 use crate::secrets::Secret;
@@ -250,15 +250,17 @@ pub fn is_public(path: &str) -> bool {
         || (path.starts_with("/api/v1/oauth/") && path.ends_with("/callback"))
 }
 
-/// The layer; `AuthLayer::new(authenticator)` wraps a gRPC router or an axum router alike.
+/// The layer; it wraps the gRPC server and the axum router alike, answering rejections in the
+/// form of the transport it guards.
 #[derive(Clone)]
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
+    transport: Transport,
 }
 
 impl AuthLayer {
-    pub fn new(auth: Arc<Authenticator>) -> Self {
-        Self { auth }
+    pub fn new(auth: Arc<Authenticator>, transport: Transport) -> Self {
+        Self { auth, transport }
     }
 }
 
@@ -268,6 +270,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             auth: self.auth.clone(),
+            transport: self.transport,
         }
     }
 }
@@ -276,6 +279,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     auth: Arc<Authenticator>,
+    transport: Transport,
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for AuthService<S>
@@ -298,6 +302,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
+        let transport = self.transport;
         Box::pin(async move {
             if !is_public(req.uri().path()) {
                 match auth.authenticate(req.headers()).await {
@@ -313,7 +318,7 @@ where
                         return Ok(ResB::reject(
                             &err,
                             &rid,
-                            super::reject::is_grpc(req.headers()),
+                            transport.wants_grpc(req.headers()),
                         ));
                     }
                 }

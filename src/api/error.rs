@@ -130,6 +130,11 @@ pub fn to_json(err: &Error, rid: &RequestId) -> http::Response<bytes::Bytes> {
     {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
+    if err.kind() == ErrorKind::Unauthenticated {
+        // RFC 9110 15.5.2 / RFC 6750 3: a 401 names the scheme it wants.
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
     resp
 }
 

@@ -1,7 +1,12 @@
 //! Outermost layer of both transports: request id, tracing span, request metrics.
 
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use prost::Message;
 
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
@@ -11,6 +16,38 @@ use tracing::Instrument;
 use crate::domain::RequestId;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Every gRPC method path we serve, from the descriptor sets: metric labels come only from it.
+static GRPC_METHODS: LazyLock<Arc<HashSet<String>>> = LazyLock::new(|| {
+    let mut methods: HashSet<String> = [
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for encoded in [
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ] {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(encoded) else {
+            continue;
+        };
+        for file in set.file {
+            let package = file.package.unwrap_or_default();
+            for service in file.service {
+                for method in service.method {
+                    methods.insert(format!(
+                        "/{package}.{}/{}",
+                        service.name.as_deref().unwrap_or_default(),
+                        method.name.as_deref().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    Arc::new(methods)
+});
 
 #[derive(Clone, Copy)]
 pub struct ObserveLayer {
@@ -22,6 +59,20 @@ impl ObserveLayer {
     pub fn new(transport: &'static str) -> Self {
         Self { transport }
     }
+}
+
+/// Copies axum's matched route into the response, where `Observe` labels metrics with it. Added
+/// as a route layer, so only matched routes carry it.
+pub async fn expose_matched_path(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let mut resp = next.run(req).await;
+    if let Some(m) = matched {
+        resp.extensions_mut().insert(m);
+    }
+    resp
 }
 
 impl<S> Layer<S> for ObserveLayer {
@@ -40,24 +91,14 @@ pub struct Observe<S> {
     transport: &'static str,
 }
 
-/// Keeps metric label sets bounded: ids become `{id}`, unknown routes one label.
-fn method_label(transport: &str, path: &str, status: u16, grpc_status: Option<&str>) -> String {
-    if status == 404 || grpc_status == Some("12") {
-        return "unmatched".to_owned();
-    }
-    if transport == "grpc" {
-        return path.to_owned();
-    }
-    path.split('/')
-        .map(|seg| {
-            if uuid::Uuid::parse_str(seg).is_ok() {
-                "{id}"
-            } else {
-                seg
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+/// Keeps metric label sets bounded whatever callers send: gRPC methods we serve, REST route
+/// templates, and one label for everything else.
+fn method_label(transport: &str, path: &str, matched: Option<&MatchedPath>) -> String {
+    let known = match transport {
+        "grpc" => GRPC_METHODS.contains(path).then(|| path.to_owned()),
+        _ => matched.map(|m| m.as_str().to_owned()),
+    };
+    known.unwrap_or_else(|| "unmatched".to_owned())
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for Observe<S>
@@ -100,7 +141,7 @@ where
                     ("grpc", None) => "0".to_owned(),
                     _ => status.to_string(),
                 };
-                let method = method_label(transport, &path, status, grpc_status);
+                let method = method_label(transport, &path, resp.extensions().get::<MatchedPath>());
                 let elapsed = start.elapsed();
                 metrics::counter!("fh_requests_total", "transport" => transport, "method" => method.clone(), "code" => code.clone())
                     .increment(1);
@@ -122,13 +163,13 @@ mod tests {
     use super::method_label;
 
     #[test]
-    fn rest_ids_are_folded_and_unknown_routes_share_one_label() {
-        let p = "/api/v1/integrations/0190a5e4-7c1e-7000-8000-000000000000";
-        assert_eq!(
-            method_label("rest", p, 200, None),
-            "/api/v1/integrations/{id}"
-        );
-        assert_eq!(method_label("rest", "/x/y/z", 404, None), "unmatched");
-        assert_eq!(method_label("grpc", "/a.B/C", 200, Some("12")), "unmatched");
+    fn only_served_grpc_methods_get_their_own_label() {
+        let get = "/founderhouse.integrations.v1.IntegrationService/GetIntegration";
+        assert_eq!(method_label("grpc", get, None), get);
+        let check = "/grpc.health.v1.Health/Check";
+        assert_eq!(method_label("grpc", check, None), check);
+        let made_up = "/founderhouse.integrations.v1.IntegrationService/Made";
+        assert_eq!(method_label("grpc", made_up, None), "unmatched");
+        assert_eq!(method_label("rest", "/random", None), "unmatched");
     }
 }

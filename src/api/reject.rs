@@ -6,6 +6,20 @@ use http::{HeaderMap, Response, header};
 use crate::domain::RequestId;
 use crate::error::Error;
 
+/// Which port a layer guards: the REST port always answers JSON; the gRPC port answers gRPC
+/// statuses to gRPC (and translated grpc-web) requests and JSON to anything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Grpc,
+    Rest,
+}
+
+impl Transport {
+    pub fn wants_grpc(self, headers: &HeaderMap) -> bool {
+        self == Transport::Grpc && is_grpc(headers)
+    }
+}
+
 /// gRPC and grpc-web (after tonic-web has translated it) carry `application/grpc*`.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers

@@ -51,7 +51,10 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
         grpc_addr: "127.0.0.1:0".parse().expect("literal address"),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         database_url: Secret::new(db_url.to_owned()),
-        pool: PoolSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2) },
+        pool: PoolSettings {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(2),
+        },
         jwt_secret: Some(Secret::new(secret.clone())),
         jwks_url: None,
         jwt_issuer: None,
@@ -102,8 +105,14 @@ impl TestApp {
     }
 
     pub fn token_for(&self, workspace: Uuid, role: Role) -> String {
-        mint_token(&self.jwt_secret, Uuid::new_v4(), workspace, role, Duration::from_secs(600))
-            .expect("token mints")
+        mint_token(
+            &self.jwt_secret,
+            Uuid::new_v4(),
+            workspace,
+            role,
+            Duration::from_secs(600),
+        )
+        .expect("token mints")
     }
 
     pub async fn channel(&self) -> Channel {
@@ -124,7 +133,9 @@ impl TestApp {
 
     /// A direct pool for assertions on stored rows.
     pub async fn pool(&self) -> PgPool {
-        PgPool::connect(&self.db_url).await.expect("test pool connects")
+        PgPool::connect(&self.db_url)
+            .await
+            .expect("test pool connects")
     }
 
     /// Graceful shutdown, then drops the database.
@@ -140,13 +151,18 @@ impl TestApp {
 pub async fn drop_db(name: &str) {
     if let Ok(mut conn) = PgConnection::connect(&format!("{}/postgres", server_url())).await {
         let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
     }
 }
 
 /// A REST client that never follows redirects.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 /// A request carrying a bearer token.
@@ -171,7 +187,10 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 /// The ErrorInfo reason of a status.
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
-    status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
 }
 
 pub fn fireflies(account: &str) -> founderhouse_integrations::proto::ConnectIntegrationRequest {

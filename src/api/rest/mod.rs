@@ -32,7 +32,9 @@ pub struct RestState {
     pub accepting: Arc<AtomicBool>,
 }
 
-pub fn router(state: RestState) -> Router {
+/// The routes. Auth runs after routing (as a route layer) so that metrics see the matched
+/// route of rejected requests too, and unknown paths are a plain 404.
+pub fn router(state: RestState, auth: super::auth::AuthLayer) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -42,6 +44,10 @@ pub fn router(state: RestState) -> Router {
             get(|| async { Json(openapi::document()) }),
         )
         .merge(integrations::routes())
+        .route_layer(auth)
+        .route_layer(axum::middleware::from_fn(
+            super::observe::expose_matched_path,
+        ))
         .fallback(|ctx: RidOnly| async move {
             ctx.error(Error::new(
                 crate::error::ErrorKind::NotFound,
