@@ -18,6 +18,7 @@ CREATE TABLE integrations (
     metadata              jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
     provider_account_id   text NOT NULL DEFAULT '',
     scopes                text[] NOT NULL DEFAULT '{}',
+    credential_fields     text[] NOT NULL DEFAULT '{}',
     health_state          text NOT NULL DEFAULT 'unknown' CHECK (health_state IN ('unknown', 'healthy', 'degraded', 'needs_reauth', 'revoked')),
     last_check_at         timestamptz,
     credential_expires_at timestamptz,
@@ -30,6 +31,7 @@ COMMENT ON COLUMN integrations.id IS 'UUIDv7: time-ordered, so keyset paging by 
 COMMENT ON COLUMN integrations.provider_account_id IS 'The account at the provider (Slack team, Twilio SID, ...); empty when the credentials name none.';
 COMMENT ON COLUMN integrations.status_reason IS 'UPPER_SNAKE reason for the status, e.g. REFRESH_TOKEN_REVOKED.';
 COMMENT ON COLUMN integrations.credential_expires_at IS 'When the access token expires; NULL for credentials that do not expire.';
+COMMENT ON COLUMN integrations.credential_fields IS 'Names of the sealed fields in credentials, kept in step by the store so reads need no join.';
 COMMENT ON COLUMN integrations.revoked_at IS 'Set on disconnect; credentials are deleted at the same time.';
 
 -- One live connection per workspace + platform + provider account. Disconnected (revoked) rows

@@ -251,7 +251,12 @@ impl KeyRing {
         // ThreadRng is a CSPRNG (ChaCha12 seeded and reseeded from the OS).
         rand::rng().fill_bytes(key.as_mut_slice());
         let encoded = Zeroizing::new(STANDARD.encode(key.as_slice()));
-        let id = format!("k{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+        // Timestamp for humans, random suffix so two keys made in one second differ.
+        let suffix: u16 = rand::random();
+        let id = format!(
+            "k{}-{suffix:04x}",
+            chrono::Utc::now().format("%Y%m%d%H%M%S")
+        );
 
         // Sized up front so no reallocation leaves a stray copy of the key.
         let mut entry = String::with_capacity(id.len() + 1 + encoded.len());
@@ -709,8 +714,13 @@ mod tests {
     fn generate_entry_parses_back_into_a_working_ring() {
         let entry = KeyRing::generate_entry();
         let (id, encoded) = entry.split_once(':').expect("entry has a colon");
-        assert_eq!(id.len(), 15, "k + 14 timestamp digits: {id}");
-        assert!(id.starts_with('k') && id[1..].chars().all(|c| c.is_ascii_digit()));
+        assert_eq!(id.len(), 20, "k + 14 timestamp digits + '-' + 4 hex: {id}");
+        assert!(id.starts_with('k') && id[1..15].chars().all(|c| c.is_ascii_digit()));
+        assert_ne!(
+            KeyRing::generate_entry().split_once(':').map(|e| e.0),
+            Some(id),
+            "ids differ"
+        );
         assert_eq!(STANDARD.decode(encoded).expect("base64").len(), KEY_LEN);
 
         let ring = ring(&entry);

@@ -40,6 +40,23 @@ pub async fn put(
         .execute(&mut *conn)
         .await?;
     }
+    sync_field_names(conn, integration).await
+}
+
+/// Keeps `integrations.credential_fields` equal to the fields stored here, in the caller's
+/// transaction, so listing integrations needs no join.
+async fn sync_field_names(
+    conn: &mut PgConnection,
+    integration: IntegrationId,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE integrations SET credential_fields = ARRAY(
+             SELECT field FROM credentials WHERE integration_id = $1 ORDER BY field)
+         WHERE id = $1",
+    )
+    .bind(integration.0)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -95,8 +112,9 @@ pub async fn open_all(
 pub async fn delete_all(conn: &mut PgConnection, integration: IntegrationId) -> Result<u64, Error> {
     let done = sqlx::query("DELETE FROM credentials WHERE integration_id = $1")
         .bind(integration.0)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    sync_field_names(conn, integration).await?;
     Ok(done.rows_affected())
 }
 

@@ -16,9 +16,8 @@ macro_rules! select {
         concat!(
             "SELECT i.id, i.workspace_id, i.platform, i.status, i.status_reason, i.display_name, \
              i.metadata, i.provider_account_id, i.scopes, i.health_state, i.credential_expires_at, \
-             i.last_check_at, i.created_at, i.updated_at, \
-             ARRAY(SELECT c.field FROM credentials c WHERE c.integration_id = i.id ORDER BY c.field) \
-             AS credential_fields FROM integrations i ",
+             i.last_check_at, i.created_at, i.updated_at, i.credential_fields \
+             FROM integrations i ",
             $($tail),*
         )
     };

@@ -159,6 +159,9 @@ pub async fn drop_db(name: &str) {
 
 /// A REST client that never follows redirects.
 pub fn http() -> reqwest::Client {
+    // The crate builds reqwest without a default TLS provider; the app installs ring, and so
+    // do tests that talk HTTP before any app exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -531,7 +531,6 @@ async fn a_cut_during_concurrent_connects_leaves_only_whole_integrations() {
 /// them. sqlx then fails the TLS negotiation with a protocol error ("unexpected response from
 /// SSLRequest: 0x00"), which `From<sqlx::Error> for Error` maps to INTERNAL.
 #[tokio::test]
-#[ignore = "src bug: src/error.rs maps sqlx::Error::Protocol from a dropped handshake to INTERNAL"]
 async fn a_database_link_that_accepts_then_drops_connections_answers_database_unavailable() {
     let outage = Outage::start().await;
     let app = &outage.app;
