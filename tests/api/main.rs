@@ -9,3 +9,4 @@ mod process;
 mod resilience;
 mod secrets;
 mod transports;
+mod jwks;
