@@ -60,7 +60,61 @@ const JWKS_TTL: Duration = Duration::from_secs(600);
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
 
 /// Keys by kid, and when they were fetched.
-type KeyCache = (HashMap<String, (Algorithm, DecodingKey)>, Option<Instant>);
+/// Fetched keys by kid, and when we last fetched and tried to.
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    fetched_at: Option<Instant>,
+    attempted_at: Option<Instant>,
+    last_attempt_failed: bool,
+}
+
+impl KeyCache {
+    fn get(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
+        self.keys
+            .get(kid)
+            .filter(|(a, _)| *a == alg)
+            .map(|(_, k)| k.clone())
+    }
+
+    fn fresh(&self) -> bool {
+        self.fetched_at.is_some_and(|at| at.elapsed() < JWKS_TTL)
+    }
+
+    /// Whether a fetch happened so recently that another must wait. After a failure the
+    /// wait is short, so recovery is quick while an outage still costs one fetch a second.
+    fn cooling_down(&self) -> bool {
+        let wait = if self.last_attempt_failed {
+            JWKS_FAILURE_BACKOFF
+        } else {
+            JWKS_MIN_REFETCH
+        };
+        self.attempted_at.is_some_and(|at| at.elapsed() < wait)
+    }
+
+    /// The answer when no fetch may be made now: a known key (even stale, which beats
+    /// rejecting everyone while the identity provider is down), else why not.
+    fn settle(&self, kid: &str, alg: Algorithm) -> Result<DecodingKey, Error> {
+        match self.get(kid, alg) {
+            Some(k) => Ok(k),
+            None if self.last_attempt_failed => Err(jwks_unavailable()),
+            None => Err(Error::unauthenticated("token key id not recognised")),
+        }
+    }
+}
+
+fn jwks_unavailable() -> Error {
+    Error::new(
+        crate::error::ErrorKind::Unavailable,
+        "JWKS_UNAVAILABLE",
+        "cannot fetch signing keys",
+    )
+}
+
+const JWKS_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A JWKS fetch must end well inside a request's deadline.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Jwks {
     url: String,
@@ -89,7 +143,7 @@ impl Authenticator {
             jwks: jwks_url.map(|url| Jwks {
                 url,
                 http,
-                cache: RwLock::new((HashMap::new(), None)),
+                cache: RwLock::new(KeyCache::default()),
             }),
             issuer,
             audience,
@@ -99,7 +153,12 @@ impl Authenticator {
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = 30;
-        v.set_required_spec_claims(&["exp", "sub"]);
+        // jsonwebtoken checks iss/aud only when present; configured ones must be required too,
+        // or a token for another audience gets in by leaving the claim out.
+        let mut required = vec!["exp", "sub"];
+        required.extend(self.audience.as_ref().map(|_| "aud"));
+        required.extend(self.issuer.as_ref().map(|_| "iss"));
+        v.set_required_spec_claims(&required);
         match &self.audience {
             Some(aud) => v.set_audience(&[aud]),
             None => v.validate_aud = false,
@@ -181,59 +240,59 @@ impl Jwks {
     async fn key(&self, kid: &str, alg: Algorithm) -> Result<(DecodingKey, Algorithm), Error> {
         {
             let cache = self.cache.read().await;
-            let fresh = cache.1.is_some_and(|at| at.elapsed() < JWKS_TTL);
-            if let Some((a, k)) = cache.0.get(kid)
-                && fresh
-                && *a == alg
+            if cache.fresh()
+                && let Some(k) = cache.get(kid, alg)
             {
-                return Ok((k.clone(), alg));
+                return Ok((k, alg));
             }
-            if cache.1.is_some_and(|at| at.elapsed() < JWKS_MIN_REFETCH)
-                && !cache.0.contains_key(kid)
-            {
-                return Err(Error::unauthenticated("token key id not recognised"));
+            if cache.cooling_down() {
+                return cache.settle(kid, alg).map(|k| (k, alg));
             }
         }
         let mut cache = self.cache.write().await;
-        // Another request may have refreshed while we waited for the lock.
-        if cache.1.is_none_or(|at| at.elapsed() >= JWKS_MIN_REFETCH) {
-            let set: JwkSet = async {
-                self.http
-                    .get(&self.url)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await
-            }
-            .await
-            .map_err(|e| {
-                Error::new(
-                    crate::error::ErrorKind::Unavailable,
-                    "JWKS_UNAVAILABLE",
-                    "cannot fetch signing keys",
-                )
-                .with_cause(e)
-            })?;
-            let mut keys = HashMap::new();
-            for jwk in &set.keys {
-                let (Some(id), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
-                else {
-                    continue;
-                };
-                let a = match &jwk.algorithm {
-                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
-                    _ => continue,
-                };
-                keys.insert(id, (a, key));
-            }
-            *cache = (keys, Some(Instant::now()));
+        // Another request may have fetched while we waited for the lock.
+        if cache.cooling_down() || (cache.fresh() && cache.get(kid, alg).is_some()) {
+            return cache.settle(kid, alg).map(|k| (k, alg));
         }
-        match cache.0.get(kid) {
-            Some((a, k)) if *a == alg => Ok((k.clone(), alg)),
-            _ => Err(Error::unauthenticated("token key id not recognised")),
+        cache.attempted_at = Some(Instant::now());
+        match self.fetch().await {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.fetched_at = cache.attempted_at;
+                cache.last_attempt_failed = false;
+            }
+            Err(e) => {
+                cache.last_attempt_failed = true;
+                tracing::warn!(cause = %format!("{e:#}"), "cannot fetch the JWKS");
+            }
         }
+        cache.settle(kid, alg).map(|k| (k, alg))
+    }
+
+    async fn fetch(&self) -> anyhow::Result<HashMap<String, (Algorithm, DecodingKey)>> {
+        let set: JwkSet = self
+            .http
+            .get(&self.url)
+            .timeout(JWKS_FETCH_TIMEOUT)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let (Some(id), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
+            else {
+                continue;
+            };
+            let a = match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
+                _ => continue,
+            };
+            keys.insert(id, (a, key));
+        }
+        Ok(keys)
     }
 }
 

@@ -4,9 +4,9 @@ mod helpers;
 
 mod auth;
 mod integrations;
+mod jwks;
 mod leaks;
 mod process;
 mod resilience;
 mod secrets;
 mod transports;
-mod jwks;
