@@ -1,5 +1,6 @@
 //! Use cases. Each takes the authenticated `Caller` and checks workspace and role itself.
 
+pub mod credentials;
 pub mod integrations;
 pub mod paging;
 
