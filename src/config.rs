@@ -15,7 +15,12 @@ use crate::store::db::PoolSettings;
 #[command(
     name = "founderhouse-integrations",
     version,
-    about = "Connects workspaces to their platforms; serves gRPC, grpc-web and REST."
+    about = "Connects workspaces to their platforms; serves gRPC, grpc-web and REST.",
+    after_help = "OAuth providers (zoom, slack, discord, microsoft, monday, notion, google, loom, custom) \
+are configured by environment only: FH_PROVIDER_<P>_CLIENT_ID, FH_PROVIDER_<P>_CLIENT_SECRET and the \
+optional overrides FH_PROVIDER_<P>_AUTHORIZE_URL, _TOKEN_URL, _REVOKE_URL, _ISSUER, _SCOPES (space \
+separated), _CLIENT_AUTH (basic|post) and, for custom, _PKCE (true|false). A provider without client \
+credentials is listed as not configured."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -176,6 +181,12 @@ pub struct Settings {
         global = true
     )]
     pub max_concurrent_streams: u32,
+    /// Refresh OAuth access tokens this long before they expire.
+    #[arg(long, env = "FH_REFRESH_AHEAD", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_ahead: Duration,
+    /// How often each replica looks for OAuth tokens due for refresh.
+    #[arg(long, env = "FH_REFRESH_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_interval: Duration,
     /// Log filter, e.g. "info" or "founderhouse_integrations=debug".
     #[arg(long, env = "FH_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -211,6 +222,9 @@ pub struct Config {
     pub frontend_url: Url,
     pub cors_origins: Vec<String>,
     pub limits: Limits,
+    /// OAuth providers by id ("zoom", "google", ..., "custom"), from `FH_PROVIDER_<P>_*`.
+    pub providers: std::collections::BTreeMap<String, crate::oauth::ProviderSettings>,
+    pub oauth: crate::oauth::OAuthSettings,
 }
 
 impl Settings {
@@ -278,6 +292,12 @@ impl Settings {
                 max_message_bytes: self.max_message_bytes,
                 concurrency_limit: self.concurrency_limit.max(1),
                 max_concurrent_streams: self.max_concurrent_streams.max(1),
+            },
+            providers: crate::oauth::settings::from_env(std::env::vars())?,
+            oauth: crate::oauth::OAuthSettings {
+                refresh_ahead: self.refresh_ahead,
+                refresh_interval: self.refresh_interval,
+                ..Default::default()
             },
         })
     }

@@ -10,6 +10,8 @@ pub mod config;
 pub mod domain;
 /// The domain error and its kinds.
 pub mod error;
+/// OAuth providers and their token exchanges.
+pub mod oauth;
 /// Generated protobuf types and service stubs.
 pub mod proto;
 /// AES-256-GCM sealing of credentials under versioned keys.

@@ -70,6 +70,8 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
             concurrency_limit: 256,
             max_concurrent_streams: 1024,
         },
+        providers: Default::default(),
+        oauth: Default::default(),
     };
     (config, Secret::new(secret), keys)
 }
