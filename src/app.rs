@@ -23,12 +23,14 @@ use crate::api::observe::ObserveLayer;
 use crate::api::reject::Transport;
 use crate::api::rest::{self, RestState};
 use crate::config::{Config, Limits};
+use crate::oauth::Catalogue;
 use crate::proto::{
     connector_service_server::ConnectorServiceServer, health_service_server::HealthServiceServer,
     integration_service_server::IntegrationServiceServer,
     o_auth_service_server::OAuthServiceServer,
 };
 use crate::service::Integrations;
+use crate::service::oauth_flow::OAuth;
 use crate::store::Database;
 
 /// A built, not yet running, service.
@@ -38,12 +40,13 @@ pub struct App {
     db: Database,
     auth: Arc<Authenticator>,
     integrations: Integrations,
+    oauth: OAuth,
     cors: CorsLayer,
     limits: Limits,
     shutdown: CancellationToken,
 }
 
-/// Builds the one outbound HTTP client (JWKS now; providers later): timeouts, no redirects.
+/// Builds the one outbound HTTP client (JWKS, OAuth providers, connectors): timeouts, no redirects.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     // Idempotent: the first call installs ring as rustls' provider for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -100,10 +103,20 @@ impl App {
             config.jwks_url.clone(),
             config.jwt_issuer.clone(),
             config.jwt_audience.clone(),
-            http,
+            http.clone(),
         ));
         let keyring = Arc::new(config.keyring.clone());
-        let integrations = Integrations::new(db.pool.clone(), keyring);
+        let oauth = OAuth::new(
+            db.pool.clone(),
+            keyring.clone(),
+            Catalogue::new(&config.providers).context("OAuth provider configuration")?,
+            http,
+            config.oauth.clone(),
+            config.public_url.clone(),
+            config.frontend_url.clone(),
+            config.cors_origins.clone(),
+        );
+        let integrations = Integrations::new(db.pool.clone(), keyring).with_oauth(oauth.clone());
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
@@ -116,6 +129,7 @@ impl App {
             db,
             auth,
             integrations,
+            oauth,
             cors: cors(&config.cors_origins),
             limits: config.limits,
             shutdown: CancellationToken::new(),
@@ -198,6 +212,7 @@ impl App {
             .add_service(
                 OAuthServiceServer::new(OAuthGrpc {
                     integrations: self.integrations.clone(),
+                    oauth: self.oauth.clone(),
                 })
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
@@ -220,6 +235,7 @@ impl App {
         let rest = rest::router(
             RestState {
                 integrations: self.integrations.clone(),
+                oauth: self.oauth.clone(),
                 db: self.db.clone(),
                 metrics: crate::telemetry::metrics(),
                 accepting: accepting.clone(),
@@ -237,6 +253,7 @@ impl App {
         .layer(ObserveLayer::new("rest"));
 
         let token = self.shutdown.clone();
+        let refresh_task = tokio::spawn(self.oauth.clone().run_refresh_loop(token.clone()));
         let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
         let grpc_task = tokio::spawn({
             let token = token.clone();
@@ -264,7 +281,7 @@ impl App {
         tracing::info!(grace = ?limits.shutdown_grace, "shutting down");
 
         let drained = tokio::time::timeout(limits.shutdown_grace, async {
-            let (g, r) = tokio::join!(grpc_task, rest_task);
+            let (g, r, _) = tokio::join!(grpc_task, rest_task, refresh_task);
             (g, r)
         })
         .await;

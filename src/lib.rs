@@ -6,6 +6,8 @@ pub mod api;
 pub mod app;
 /// Typed settings from flags and `FH_*` environment variables.
 pub mod config;
+/// The HTTP core, the operation framework and one connector per platform.
+pub mod connectors;
 /// Identifiers, enums and value types shared by every layer; no I/O.
 pub mod domain;
 /// The domain error and its kinds.

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{HealthState, IntegrationId, IntegrationStatus, Platform, WorkspaceId};
+use super::{ConnectionType, HealthState, IntegrationId, IntegrationStatus, Platform, WorkspaceId};
 
 /// An integration as stored. Holds no credential values, only the names of the fields set.
 #[derive(Clone, Debug)]
@@ -9,6 +9,7 @@ pub struct Integration {
     pub id: IntegrationId,
     pub workspace_id: WorkspaceId,
     pub platform: Platform,
+    pub connection_type: ConnectionType,
     pub status: IntegrationStatus,
     pub status_reason: Option<String>,
     pub display_name: String,
@@ -18,6 +19,8 @@ pub struct Integration {
     pub health_state: HealthState,
     pub credential_fields: Vec<String>,
     pub credential_expires_at: Option<DateTime<Utc>>,
+    /// Bumped whenever the tokens are replaced; internal, for refresh compare-and-swap.
+    pub credential_version: i64,
     pub last_check_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -11,5 +11,5 @@ pub use caller::{Caller, Role};
 pub use credentials::{CredentialField, CredentialSpec, ValidatedCredentials, credential_spec};
 pub use ids::{IntegrationId, RequestId, UserId, WorkspaceId, parse_integration_name};
 pub use integration::Integration;
-pub use platform::{HealthState, IntegrationStatus, Platform};
+pub use platform::{ConnectionType, HealthState, IntegrationStatus, Platform};
 pub use revocation::TokenRevocation;

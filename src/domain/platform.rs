@@ -109,6 +109,15 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// How an integration's credentials were obtained: an API key or pasted token (direct), or
+    /// the provider's consent screen (oauth).
+    ConnectionType {
+        Direct = "direct",
+        Oauth = "oauth",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,10 @@
 //! OAuth 2.0: the provider catalogue with each provider's quirks, and the HTTP exchanges
-//! (authorization URL, code exchange, refresh, revocation).
+//! (code exchange, refresh, revocation).
 
+pub mod catalogue;
+pub mod client;
+pub mod pkce;
 pub mod settings;
 
+pub use catalogue::{Catalogue, Provider, ProviderId};
 pub use settings::{ClientAuth, OAuthSettings, ProviderSettings};

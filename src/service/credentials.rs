@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::domain::{Caller, Integration, IntegrationId, IntegrationStatus};
+use chrono::Utc;
+
+use super::oauth_flow::OAuth;
+use crate::domain::{Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus};
 use crate::error::{Error, ErrorKind};
 use crate::secrets::{KeyRing, Secret};
 use crate::store;
@@ -45,32 +48,86 @@ impl Credentials {
     }
 }
 
+/// Access tokens this close to expiry are refreshed before use.
+const EXPIRY_SKEW: chrono::Duration = chrono::Duration::seconds(60);
+
 #[derive(Clone)]
 pub struct CredentialAccess {
     db: PgPool,
     keyring: Arc<KeyRing>,
+    oauth: Option<OAuth>,
 }
 
 impl CredentialAccess {
     pub fn new(db: PgPool, keyring: Arc<KeyRing>) -> Self {
-        Self { db, keyring }
+        Self {
+            db,
+            keyring,
+            oauth: None,
+        }
+    }
+
+    /// Enables refresh of OAuth tokens (before expiry, and after a provider's 401).
+    pub fn with_oauth(mut self, oauth: OAuth) -> Self {
+        self.oauth = Some(oauth);
+        self
+    }
+
+    /// The OAuth refresher, when this integration's tokens can be refreshed at all.
+    fn refresher(&self, integration: &Integration) -> Option<&OAuth> {
+        let refreshable = integration.connection_type == ConnectionType::Oauth
+            && integration
+                .credential_fields
+                .iter()
+                .any(|f| f == "refresh_token");
+        self.oauth.as_ref().filter(|_| refreshable)
+    }
+
+    async fn reread(&self, integration: &Integration) -> Result<Integration, Error> {
+        store::integrations::get(&self.db, integration.workspace_id, integration.id)
+            .await?
+            .ok_or_else(Error::integration_not_found)
     }
 
     /// The integration (which must be the caller's) and its opened credentials, ready to use.
     pub async fn fresh(&self, caller: &Caller, id: IntegrationId) -> Result<Credentials, Error> {
-        let integration = store::integrations::get(&self.db, caller.workspace_id, id)
+        let mut integration = store::integrations::get(&self.db, caller.workspace_id, id)
             .await?
             .ok_or_else(Error::integration_not_found)?;
+        let expiring = integration
+            .credential_expires_at
+            .is_some_and(|t| t <= Utc::now() + EXPIRY_SKEW);
+        if expiring && let Some(oauth) = self.refresher(&integration) {
+            // Concurrent callers share one refresh (see OAuth::refresh), across replicas too.
+            oauth
+                .refresh(integration.id, Some(integration.credential_version))
+                .await?;
+            integration = self.reread(&integration).await?;
+        }
         self.open(integration).await
     }
 
-    /// The provider rejected `stale` as unauthorized. Credentials that cannot be renewed here
+    /// The provider rejected `stale` as unauthorized. OAuth tokens are refreshed once (or the
+    /// refresh someone else did meanwhile is picked up); credentials that cannot be renewed here
     /// (API keys, pasted tokens) need a person: NEEDS_REAUTH.
     pub async fn after_rejection(&self, stale: &Credentials) -> Result<Credentials, Error> {
+        if let Some(oauth) = self.refresher(&stale.integration) {
+            oauth
+                .refresh(
+                    stale.integration.id,
+                    Some(stale.integration.credential_version),
+                )
+                .await?;
+            let integration = self.reread(&stale.integration).await?;
+            return self.open(integration).await;
+        }
         Err(Error::new(
             ErrorKind::FailedPrecondition,
             "NEEDS_REAUTH",
-            format!("{} rejected the integration's credentials; reconnect it", stale.integration.platform.title()),
+            format!(
+                "{} rejected the integration's credentials; reconnect it",
+                stale.integration.platform.title()
+            ),
         ))
     }
 
@@ -83,6 +140,9 @@ impl CredentialAccess {
             ));
         }
         let fields = store::credentials::open_all(&self.db, &self.keyring, integration.id).await?;
-        Ok(Credentials { integration, fields })
+        Ok(Credentials {
+            integration,
+            fields,
+        })
     }
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
+use super::oauth_flow::OAuth;
 use super::paging;
 use crate::domain::{
-    Caller, Integration, IntegrationId, IntegrationStatus, Platform, RequestId, TokenRevocation,
-    credential_spec,
+    Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus, Platform, RequestId,
+    TokenRevocation, credential_spec,
 };
 use crate::error::{Error, FieldViolation};
 use crate::secrets::KeyRing;
@@ -46,6 +47,7 @@ pub struct UpdateInput {
 pub struct Integrations {
     db: PgPool,
     keyring: Arc<KeyRing>,
+    oauth: Option<OAuth>,
 }
 
 fn check_display_name(field: &str, name: &str) -> Result<String, FieldViolation> {
@@ -113,7 +115,17 @@ fn filters_key(platform: Option<Platform>, status: Option<IntegrationStatus>) ->
 
 impl Integrations {
     pub fn new(db: PgPool, keyring: Arc<KeyRing>) -> Self {
-        Self { db, keyring }
+        Self {
+            db,
+            keyring,
+            oauth: None,
+        }
+    }
+
+    /// Disconnecting OAuth integrations then revokes their tokens at the provider.
+    pub fn with_oauth(mut self, oauth: OAuth) -> Self {
+        self.oauth = Some(oauth);
+        self
     }
 
     pub async fn connect(
@@ -294,8 +306,9 @@ impl Integrations {
         Ok(updated)
     }
 
-    /// Destroys the credentials and marks the integration revoked, in one transaction.
-    /// Disconnecting twice is not an error; the second time nothing is left to revoke.
+    /// Revokes OAuth tokens at the provider, then destroys the credentials and marks the
+    /// integration revoked in one transaction, whatever the provider answered. Disconnecting
+    /// twice is not an error; the second time nothing is left to revoke.
     pub async fn disconnect(
         &self,
         caller: &Caller,
@@ -303,14 +316,25 @@ impl Integrations {
         id: IntegrationId,
     ) -> Result<(Integration, Vec<TokenRevocation>), Error> {
         caller.require_admin()?;
+        let before = self.get(caller, id).await?;
+        if before.status == IntegrationStatus::Revoked {
+            return Ok((before, Vec::new()));
+        }
+        // Provider calls happen outside the transaction: no row lock is held across the network.
+        let revocations = match &self.oauth {
+            Some(oauth) if before.connection_type == ConnectionType::Oauth => {
+                let creds = store::credentials::open_all(&self.db, &self.keyring, id).await?;
+                oauth.revoke_upstream(&before, &creds).await
+            }
+            _ => local_only_revocations(&before),
+        };
         let mut tx = self.db.begin().await?;
         let current = store::integrations::get_for_update(&mut tx, caller.workspace_id, id)
             .await?
             .ok_or_else(Error::integration_not_found)?;
         if current.status == IntegrationStatus::Revoked {
-            return Ok((current, Vec::new()));
+            return Ok((current, revocations));
         }
-        let revocations = local_only_revocations(&current);
         let destroyed = store::credentials::delete_all(&mut tx, id).await?;
         store::integrations::mark_revoked(&mut tx, id).await?;
         store::audit::record(
@@ -318,7 +342,11 @@ impl Integrations {
             caller,
             Some(id),
             "integration.disconnected",
-            json!({"platform": current.platform.as_str(), "credentials_destroyed": destroyed}),
+            json!({
+                "platform": current.platform.as_str(),
+                "credentials_destroyed": destroyed,
+                "revoked_upstream": revocations.iter().filter(|r| r.revoked_upstream).map(|r| &r.token_type).collect::<Vec<_>>(),
+            }),
             rid,
         )
         .await?;

@@ -2,6 +2,8 @@
 
 pub mod credentials;
 pub mod integrations;
+pub mod oauth_flow;
+pub mod operations;
 pub mod paging;
 
 pub use integrations::Integrations;

@@ -4,7 +4,8 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::domain::{
-    HealthState, Integration, IntegrationId, IntegrationStatus, Platform, UserId, WorkspaceId,
+    ConnectionType, HealthState, Integration, IntegrationId, IntegrationStatus, Platform, UserId,
+    WorkspaceId,
 };
 use crate::error::{Error, ErrorKind};
 
@@ -16,7 +17,7 @@ macro_rules! select {
         concat!(
             "SELECT i.id, i.workspace_id, i.platform, i.status, i.status_reason, i.display_name, \
              i.metadata, i.provider_account_id, i.scopes, i.health_state, i.credential_expires_at, \
-             i.last_check_at, i.created_at, i.updated_at, i.credential_fields \
+             i.last_check_at, i.created_at, i.updated_at, i.credential_fields, i.connection_type, i.credential_version \
              FROM integrations i ",
             $($tail),*
         )
@@ -40,6 +41,8 @@ struct Row {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     credential_fields: Vec<String>,
+    connection_type: String,
+    credential_version: i64,
 }
 
 impl TryFrom<Row> for Integration {
@@ -56,6 +59,8 @@ impl TryFrom<Row> for Integration {
             id: IntegrationId(r.id),
             workspace_id: WorkspaceId(r.workspace_id),
             platform: Platform::parse(&r.platform).ok_or_else(|| bad("platform", &r.platform))?,
+            connection_type: ConnectionType::parse(&r.connection_type)
+                .ok_or_else(|| bad("connection_type", &r.connection_type))?,
             status: IntegrationStatus::parse(&r.status).ok_or_else(|| bad("status", &r.status))?,
             status_reason: r.status_reason,
             display_name: r.display_name,
@@ -66,6 +71,7 @@ impl TryFrom<Row> for Integration {
                 .ok_or_else(|| bad("health_state", &r.health_state))?,
             credential_fields: r.credential_fields,
             credential_expires_at: r.credential_expires_at,
+            credential_version: r.credential_version,
             last_check_at: r.last_check_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -200,4 +206,203 @@ pub async fn mark_revoked(conn: &mut PgConnection, id: IntegrationId) -> Result<
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Creates the integration an OAuth grant produced, or, when the workspace already has a live
+/// one for that provider account, updates it (reconnecting is not an error). Returns its id.
+pub async fn upsert_oauth(
+    conn: &mut PgConnection,
+    new: &NewIntegration<'_>,
+    status_reason: Option<&str>,
+) -> Result<IntegrationId, Error> {
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO integrations (id, workspace_id, platform, status, status_reason, display_name,
+             metadata, provider_account_id, scopes, credential_expires_at, created_by, connection_type,
+             tokens_refreshed_at)
+         VALUES ($1, $2, $3, 'connected', $10, $4, $5, $6, $7, $8, $9, 'oauth', now())
+         ON CONFLICT (workspace_id, platform, provider_account_id) WHERE status <> 'revoked'
+         DO UPDATE SET status = 'connected', status_reason = EXCLUDED.status_reason,
+             metadata = integrations.metadata || EXCLUDED.metadata, scopes = EXCLUDED.scopes,
+             credential_expires_at = EXCLUDED.credential_expires_at, connection_type = 'oauth',
+             credential_version = integrations.credential_version + 1, refresh_failures = 0,
+             next_refresh_attempt_at = NULL, tokens_refreshed_at = now(), health_state = 'unknown',
+             updated_at = now()
+         RETURNING id",
+    )
+    .bind(new.id.0)
+    .bind(new.workspace_id.0)
+    .bind(new.platform.as_str())
+    .bind(new.display_name)
+    .bind(sqlx::types::Json(new.metadata))
+    .bind(new.provider_account_id)
+    .bind(new.scopes)
+    .bind(new.credential_expires_at)
+    .bind(new.created_by.0)
+    .bind(status_reason)
+    .fetch_one(conn)
+    .await?;
+    Ok(IntegrationId(id))
+}
+
+/// What a refresh needs to know about an integration, read under its row lock.
+#[derive(sqlx::FromRow)]
+pub struct RefreshRow {
+    pub workspace_id: Uuid,
+    pub platform: String,
+    pub status: String,
+    pub credential_version: i64,
+    /// Seconds since the last successful refresh, when there was one.
+    pub refreshed_secs_ago: Option<f64>,
+}
+
+/// Locks an integration's row for a refresh. Waits at most the transaction's `lock_timeout`,
+/// then answers Unavailable `REFRESH_IN_PROGRESS` (another replica is refreshing it, or died
+/// holding the lock, which PostgreSQL releases when its connection goes).
+pub async fn lock_for_refresh(
+    conn: &mut PgConnection,
+    id: IntegrationId,
+) -> Result<Option<RefreshRow>, Error> {
+    sqlx::query_as(
+        "SELECT workspace_id, platform, status, credential_version,
+                EXTRACT(EPOCH FROM now() - tokens_refreshed_at)::float8 AS refreshed_secs_ago
+         FROM integrations WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| match &e {
+        // 55P03 lock_not_available: lock_timeout expired.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => Error::new(
+            ErrorKind::Unavailable,
+            "REFRESH_IN_PROGRESS",
+            "another refresh of this integration is taking long; retry shortly",
+        )
+        .with_retry_after(std::time::Duration::from_secs(1)),
+        _ => Error::from(e),
+    })
+}
+
+pub async fn credential_version(
+    exec: impl PgExecutor<'_>,
+    id: IntegrationId,
+) -> Result<i64, Error> {
+    let v: Option<i64> =
+        sqlx::query_scalar("SELECT credential_version FROM integrations WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(exec)
+            .await?;
+    v.ok_or_else(Error::integration_not_found)
+}
+
+/// New tokens are stored: bump the version, clear failures, record the expiry (None when the
+/// provider gave none) and the granted scopes when the provider restated them.
+pub async fn record_refresh(
+    conn: &mut PgConnection,
+    id: IntegrationId,
+    expires_at: Option<DateTime<Utc>>,
+    scopes: &[String],
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE integrations SET credential_version = credential_version + 1, tokens_refreshed_at = now(),
+             credential_expires_at = $2, scopes = CASE WHEN cardinality($3::text[]) > 0 THEN $3 ELSE scopes END,
+             refresh_failures = 0, next_refresh_attempt_at = NULL, refresh_claimed_until = NULL,
+             status = 'connected',
+             status_reason = CASE WHEN status_reason = 'SCOPE_MISSING' THEN status_reason ELSE NULL END,
+             updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(expires_at)
+    .bind(scopes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The provider says the grant is gone: a person must reconnect; background refresh stops.
+pub async fn mark_needs_reauth(
+    conn: &mut PgConnection,
+    id: IntegrationId,
+    reason: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE integrations SET status = 'needs_reauth', status_reason = $2, health_state = 'needs_reauth',
+             refresh_claimed_until = NULL, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A transient refresh failure: back off before the background loop tries again.
+pub async fn record_refresh_failure(
+    exec: impl PgExecutor<'_>,
+    id: IntegrationId,
+    backoff: std::time::Duration,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE integrations SET refresh_failures = refresh_failures + 1, refresh_claimed_until = NULL,
+             next_refresh_attempt_at = now() + make_interval(secs => $2)
+         WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(backoff.as_secs_f64())
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Claims integrations whose access token expires within `ahead`, for `lease`, skipping rows
+/// another replica holds. Returns (id, credential_version, consecutive failures).
+pub async fn claim_due_refreshes(
+    exec: impl PgExecutor<'_>,
+    ahead: std::time::Duration,
+    lease: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<(IntegrationId, i64, i32)>, Error> {
+    let rows: Vec<(Uuid, i64, i32)> = sqlx::query_as(
+        "UPDATE integrations SET refresh_claimed_until = now() + make_interval(secs => $2)
+         WHERE id IN (
+             SELECT id FROM integrations
+             WHERE status = 'connected' AND credential_expires_at IS NOT NULL
+               AND credential_expires_at <= now() + make_interval(secs => $1)
+               AND 'refresh_token' = ANY(credential_fields)
+               AND (refresh_claimed_until IS NULL OR refresh_claimed_until < now())
+               AND (next_refresh_attempt_at IS NULL OR next_refresh_attempt_at <= now())
+             ORDER BY credential_expires_at
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED)
+         RETURNING id, credential_version, refresh_failures",
+    )
+    .bind(ahead.as_secs_f64())
+    .bind(lease.as_secs_f64())
+    .bind(limit)
+    .fetch_all(exec)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, v, f)| (IntegrationId(id), v, f))
+        .collect())
+}
+
+/// Live integrations of a platform for one provider account, in any workspace, other than
+/// `except` (Slack's bot token is shared by all of them).
+pub async fn count_live_for_account(
+    exec: impl PgExecutor<'_>,
+    platform: Platform,
+    account: &str,
+    except: IntegrationId,
+) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM integrations
+         WHERE platform = $1 AND provider_account_id = $2 AND id <> $3 AND status <> 'revoked'",
+    )
+    .bind(platform.as_str())
+    .bind(account)
+    .bind(except.0)
+    .fetch_one(exec)
+    .await?)
 }

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod credentials;
 pub mod db;
 pub mod integrations;
+pub mod oauth_states;
 pub mod workspaces;
 
 pub use db::Database;

@@ -182,10 +182,8 @@ const INTEGRATION_RPCS: [Rpc; 11] = [
 ];
 
 /// The RPCs of a later release: they answer Unimplemented for the caller's own integration.
-const NOT_YET_RPCS: [Rpc; 8] = [
+const NOT_YET_RPCS: [Rpc; 6] = [
     Rpc::Test,
-    Rpc::Refresh,
-    Rpc::Revoke,
     Rpc::CheckIntegration,
     Rpc::ListHealthChecks,
     Rpc::Invoke,

@@ -113,6 +113,10 @@ pub fn integration(i: Integration) -> proto::Integration {
         status_reason: i.status_reason.unwrap_or_default(),
         credential_expire_time: i.credential_expires_at.map(timestamp),
         last_check_time: i.last_check_at.map(timestamp),
+        connection_type: match i.connection_type {
+            crate::domain::ConnectionType::Direct => proto::ConnectionType::Direct,
+            crate::domain::ConnectionType::Oauth => proto::ConnectionType::Oauth,
+        } as i32,
     }
 }
 

@@ -1,11 +1,15 @@
 use tonic::{Request, Response, Status};
 
-use super::{Ctx, not_yet, not_yet_for};
+use super::{Ctx, convert};
+use crate::domain::parse_integration_name;
+use crate::oauth::catalogue::ProviderId;
 use crate::proto::{self, o_auth_service_server::OAuthService};
+use crate::service::Integrations;
+use crate::service::oauth_flow::OAuth;
 
-/// OAuth flows arrive in a later release; every RPC authenticates and says so.
 pub struct OAuthGrpc {
-    pub integrations: crate::service::Integrations,
+    pub integrations: Integrations,
+    pub oauth: OAuth,
 }
 
 #[tonic::async_trait]
@@ -14,43 +18,79 @@ impl OAuthService for OAuthGrpc {
         &self,
         req: Request<proto::StartAuthorizationRequest>,
     ) -> Result<Response<proto::StartAuthorizationResponse>, Status> {
-        Err(not_yet(&req, "OAuth authorization"))
+        let ctx = Ctx::of(&req)?;
+        let r = req.into_inner();
+        let platform =
+            convert::platform_from_proto("platform", r.platform).map_err(|e| ctx.status(e))?;
+        let started = self
+            .oauth
+            .start(&ctx.caller, platform, &r.return_to)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::StartAuthorizationResponse {
+            authorization_url: started.authorization_url,
+            state_expire_time: Some(convert::timestamp(started.expires_at)),
+            state: started.state.expose().clone(),
+            platform: convert::platform_to_proto(started.platform) as i32,
+        }))
     }
 
     async fn refresh_integration(
         &self,
         req: Request<proto::RefreshIntegrationRequest>,
     ) -> Result<Response<proto::RefreshIntegrationResponse>, Status> {
-        let ctx = Ctx::of(&req);
-        Err(not_yet_for(
-            &self.integrations,
-            ctx,
-            "name",
-            &req.get_ref().name,
-            "OAuth token refresh",
-        )
-        .await)
+        let ctx = Ctx::of(&req)?;
+        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
+            .map_err(|e| ctx.status(e))?;
+        let i = self
+            .oauth
+            .refresh_now(&ctx.caller, id)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::RefreshIntegrationResponse {
+            integration: Some(convert::integration(i)),
+        }))
     }
 
     async fn revoke_integration(
         &self,
         req: Request<proto::RevokeIntegrationRequest>,
     ) -> Result<Response<proto::RevokeIntegrationResponse>, Status> {
-        let ctx = Ctx::of(&req);
-        Err(not_yet_for(
-            &self.integrations,
-            ctx,
-            "name",
-            &req.get_ref().name,
-            "OAuth token revocation",
-        )
-        .await)
+        let ctx = Ctx::of(&req)?;
+        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
+            .map_err(|e| ctx.status(e))?;
+        let (i, revocations) = self
+            .integrations
+            .disconnect(&ctx.caller, &ctx.rid, id)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::RevokeIntegrationResponse {
+            integration: Some(convert::integration(i)),
+            revocations: revocations.into_iter().map(convert::revocation).collect(),
+        }))
     }
 
     async fn list_providers(
         &self,
         req: Request<proto::ListProvidersRequest>,
     ) -> Result<Response<proto::ListProvidersResponse>, Status> {
-        Err(not_yet(&req, "the OAuth provider catalogue"))
+        Ctx::of(&req)?;
+        let providers = self
+            .oauth
+            .catalogue()
+            .listings()
+            .iter()
+            .map(|l| proto::OAuthProvider {
+                id: l.id.as_str().to_owned(),
+                platforms: vec![convert::platform_to_proto(ProviderId::platform(l.id)) as i32],
+                configured: l.configured,
+                scopes: l.scopes.clone(),
+                pkce: l.pkce,
+                supports_refresh: l.supports_refresh,
+                supports_revocation: l.supports_revocation,
+                note: l.note.to_owned(),
+            })
+            .collect();
+        Ok(Response::new(proto::ListProvidersResponse { providers }))
     }
 }

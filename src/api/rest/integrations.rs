@@ -32,6 +32,7 @@ pub fn integration_json(i: &Integration) -> Value {
         "name": i.resource_name(),
         "workspace_id": i.workspace_id.to_string(),
         "platform": i.platform.as_str(),
+        "connection_type": i.connection_type.as_str(),
         "status": i.status.as_str(),
         "status_reason": i.status_reason,
         "display_name": i.display_name,
@@ -47,7 +48,7 @@ pub fn integration_json(i: &Integration) -> Value {
     })
 }
 
-fn revocation_json(r: &TokenRevocation) -> Value {
+pub fn revocation_json(r: &TokenRevocation) -> Value {
     json!({
         "token_type": r.token_type,
         "revoked_upstream": r.revoked_upstream,

@@ -1,6 +1,7 @@
 //! REST gateway: probes, metrics, the OpenAPI document and the product's `/api/v1` endpoints.
 
 mod integrations;
+mod oauth;
 mod openapi;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct RestState {
     pub integrations: Integrations,
+    pub oauth: crate::service::oauth_flow::OAuth,
     pub db: Database,
     pub metrics: PrometheusHandle,
     /// False once shutdown starts, so load balancers stop sending traffic.
@@ -44,6 +46,7 @@ pub fn router(state: RestState, auth: super::auth::AuthLayer) -> Router {
             get(|| async { Json(openapi::document()) }),
         )
         .merge(integrations::routes())
+        .merge(oauth::routes())
         .route_layer(auth)
         .route_layer(axum::middleware::from_fn(
             super::observe::expose_matched_path,

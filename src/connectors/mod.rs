@@ -1,0 +1,350 @@
+//! Connectors: every operation of every platform, sent through one HTTP core.
+//!
+//! - `http`: the shared core (deadlines, bounded bodies, retries, waits, circuit breakers, error
+//!   mapping). Nothing else talks to a provider.
+//! - `session`: one call against one integration: its credentials, base URL and deadline, the
+//!   401 path (`CredentialAccess::after_rejection` once, then one retry), scrubbing of secrets.
+//! - `schema`: parameter declarations that render as JSON Schema and check params.
+//! - `registry`: every platform and operation by name, and each platform's base URL.
+//! - one file per platform (`fireflies.rs`, ...): its auth, connection test and operations.
+//!
+//! # How to add a platform
+//!
+//! 1. Create `src/connectors/<platform>.rs` with `pub fn platform() -> PlatformDef`:
+//!    `PlatformDef::new(Platform::X, auth, test_connection)` where `auth` turns the
+//!    integration's `Credentials` into an `Auth` header (`Auth::bearer(creds.require("access_token")?)`)
+//!    and `test_connection` is an `async fn(Session) -> Result<(), Error>` that makes one cheap
+//!    authenticated identity call (never a constant). Add `.header(..)` for headers every request
+//!    needs (Notion-Version), `.form_bodies()` if the API takes form posts,
+//!    `.base_url_from("field")` if the host is a credential field.
+//! 2. Each operation is a params struct (`#[derive(Deserialize)] #[serde(deny_unknown_fields)]`)
+//!    implementing `Params` (`schema()` with `Field::...` declarations, defaults there; `check()`
+//!    for rules across fields), and an `async fn(Session, P) -> Result<Page, Error>` (or
+//!    `(Session, P, Option<Cursor>)` for lists). Register it with `.read(..)`, `.list(..)`,
+//!    `.write(..)` or `.download(..)`: `write` is what viewers may not run. Build URLs with
+//!    `session.url(&[segments])` (segments are percent-encoded), send with `session.json(..)`;
+//!    GraphQL goes through `graphql::query` with values only in `variables`. Return lists as
+//!    `Page::list(items, next)` with the provider's own cursor (`Cursor::Token`) or an offset
+//!    (`Cursor::Offset`) when it has none; the framework makes it an opaque page token.
+//! 3. Add `<platform>::platform()` to `Registry::new`, and its default base URL to
+//!    `config::DEFAULT_BASE_URLS` (overridable as `FH_<PLATFORM>_BASE_URL`).
+//! 4. Tests: a fake in `tests/api/connectors/fakes/<platform>.rs` (an axum router that answers
+//!    like the provider's docs: success shapes, error shapes, pagination), and
+//!    `tests/api/connectors/<platform>.rs` invoking every operation once against it over gRPC
+//!    (request shape, auth header, parsing), plus its paging and error cases. The generic tests
+//!    in `registry.rs` check every operation's schema against its params struct for free.
+
+pub mod config;
+pub mod graphql;
+pub mod http;
+pub mod paging;
+pub mod registry;
+pub mod schema;
+pub mod session;
+
+mod fireflies;
+
+use std::future::Future;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use ::http::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+pub use config::{BaseUrls, ConnectorConfig, ConnectorSettings};
+pub use http::{Auth, HttpCore, HttpPolicy};
+pub use paging::Cursor;
+pub use registry::Registry;
+pub use schema::{Field, Schema};
+pub use session::Session;
+
+use crate::domain::Platform;
+use crate::error::Error;
+use crate::service::credentials::Credentials;
+
+/// Typed parameters of one operation.
+pub trait Params: DeserializeOwned + Send + 'static {
+    /// The declaration the params are checked against and published as.
+    fn schema() -> Schema;
+
+    /// Rules across fields that the schema cannot state; InvalidArgument naming the field.
+    fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The parameters of an operation that takes none.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+impl Params for NoParams {
+    fn schema() -> Schema {
+        Schema::empty()
+    }
+}
+
+/// What an operation answers: its data and, for lists, where the next page starts.
+#[derive(Debug)]
+pub struct Page {
+    pub data: Value,
+    pub next: Option<Cursor>,
+}
+
+impl Page {
+    pub fn one(data: Value) -> Self {
+        Self { data, next: None }
+    }
+
+    /// A list; gRPC wraps it as `{"items": [...]}`.
+    pub fn list(items: Vec<Value>, next: Option<Cursor>) -> Self {
+        Self {
+            data: Value::Array(items),
+            next,
+        }
+    }
+}
+
+/// A streamed file.
+pub struct Download {
+    pub content_type: String,
+    pub total_bytes: Option<u64>,
+    pub chunks: BoxStream<'static, Result<Bytes, Error>>,
+}
+
+/// An operation with its params checked and typed, ready to run.
+pub enum Prepared {
+    Json(Box<dyn FnOnce(Session, Option<Cursor>) -> BoxFuture<'static, Result<Page, Error>> + Send>),
+    Download(Box<dyn FnOnce(Session) -> BoxFuture<'static, Result<Download, Error>> + Send>),
+}
+
+/// Types checked params (the schema already passed them).
+type Prepare = Box<dyn Fn(Map<String, Value>) -> Result<Prepared, Error> + Send + Sync>;
+type TestRun = Box<dyn Fn(Session) -> BoxFuture<'static, Result<(), Error>> + Send + Sync>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Answers JSON data.
+    Json,
+    /// Answers JSON pages: takes and returns page tokens.
+    List,
+    /// Streams bytes: only through `Download`.
+    Download,
+}
+
+/// One operation of one platform.
+pub struct Operation {
+    /// `platform.operation`, e.g. `fireflies.list_transcripts`.
+    pub name: String,
+    pub platform: Platform,
+    pub description: &'static str,
+    /// Changes something at the provider: viewers may not run it.
+    pub writes: bool,
+    pub kind: Kind,
+    pub schema: Schema,
+    prepare: Prepare,
+}
+
+impl Operation {
+    /// Checks `params` (InvalidArgument naming each bad field), fills in defaults and types
+    /// them. No I/O. Also returns the checked params, which page tokens are bound to.
+    pub fn prepare(
+        &self,
+        params: Map<String, Value>,
+    ) -> Result<(Prepared, Map<String, Value>), Error> {
+        let checked = self.schema.check(params)?;
+        let prepared = (self.prepare)(checked.clone())?;
+        Ok((prepared, checked))
+    }
+}
+
+/// How the proxy sends a JSON object body to a platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEncoding {
+    Json,
+    /// `application/x-www-form-urlencoded` from a flat object (Twilio).
+    Form,
+}
+
+/// A platform: how it authenticates, where it lives, its connection test and its operations.
+pub struct PlatformDef {
+    pub platform: Platform,
+    pub(crate) auth: fn(&Credentials) -> Result<Auth, Error>,
+    /// The credential field holding the base URL, for platforms whose host is per account.
+    pub base_url_field: Option<&'static str>,
+    pub(crate) headers: HeaderMap,
+    pub body_encoding: BodyEncoding,
+    test: TestRun,
+    pub(crate) operations: Vec<Operation>,
+}
+
+/// Types params that passed their schema.
+fn parse<P: Params>(checked: Map<String, Value>) -> Result<P, Error> {
+    let typed: P = serde_json::from_value(Value::Object(checked)).map_err(|e| {
+        // The schema passed, so the struct disagrees with its own schema: a bug, but the
+        // caller can still be told which params failed in general terms.
+        tracing::error!(error = %e, "params passed their schema but not their struct");
+        Error::invalid_field("params", "do not match the operation's schema")
+    })?;
+    typed.check()?;
+    Ok(typed)
+}
+
+impl PlatformDef {
+    pub fn new<F, Fut>(
+        platform: Platform,
+        auth: fn(&Credentials) -> Result<Auth, Error>,
+        test: F,
+    ) -> Self
+    where
+        F: Fn(Session) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        Self {
+            platform,
+            auth,
+            base_url_field: None,
+            headers: HeaderMap::new(),
+            body_encoding: BodyEncoding::Json,
+            test: Box::new(move |s| Box::pin(test(s))),
+            operations: Vec::new(),
+        }
+    }
+
+    /// The base URL is this credential field (ZeroDB), falling back to the configured one.
+    pub fn base_url_from(mut self, field: &'static str) -> Self {
+        self.base_url_field = Some(field);
+        self
+    }
+
+    /// A header every request carries.
+    pub fn header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+        self
+    }
+
+    /// The API takes form-encoded bodies.
+    pub fn form_bodies(mut self) -> Self {
+        self.body_encoding = BodyEncoding::Form;
+        self
+    }
+
+    /// Runs the connection test.
+    pub fn test(&self, session: Session) -> BoxFuture<'static, Result<(), Error>> {
+        (self.test)(session)
+    }
+
+    fn push(
+        mut self,
+        name: &str,
+        description: &'static str,
+        writes: bool,
+        kind: Kind,
+        schema: Schema,
+        prepare: Prepare,
+    ) -> Self {
+        self.operations.push(Operation {
+            name: format!("{}.{name}", self.platform.as_str()),
+            platform: self.platform,
+            description,
+            writes,
+            kind,
+            schema,
+            prepare,
+        });
+        self
+    }
+
+    fn single<P, F, Fut>(
+        self,
+        name: &str,
+        description: &'static str,
+        writes: bool,
+        handler: F,
+    ) -> Self
+    where
+        P: Params,
+        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
+    {
+        let schema = P::schema();
+        let prepare: Prepare = Box::new(move |params| {
+            let p: P = parse(params)?;
+            Ok(Prepared::Json(Box::new(move |s, _| Box::pin(handler(s, p)))))
+        });
+        self.push(name, description, writes, Kind::Json, schema, prepare)
+    }
+
+    /// An operation that only reads.
+    pub fn read<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
+    where
+        P: Params,
+        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
+    {
+        self.single(name, description, false, handler)
+    }
+
+    /// An operation that changes something at the provider.
+    pub fn write<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
+    where
+        P: Params,
+        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
+    {
+        self.single(name, description, true, handler)
+    }
+
+    /// A paged read: the handler gets the cursor of the page to fetch.
+    pub fn list<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
+    where
+        P: Params,
+        F: Fn(Session, P, Option<Cursor>) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
+    {
+        let schema = P::schema();
+        let prepare: Prepare = Box::new(move |params| {
+            let p: P = parse(params)?;
+            Ok(Prepared::Json(Box::new(move |s, c| Box::pin(handler(s, p, c)))))
+        });
+        self.push(name, description, false, Kind::List, schema, prepare)
+    }
+
+    /// A streamed read, served by `Download`.
+    pub fn download<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
+    where
+        P: Params,
+        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<Download, Error>> + Send + 'static,
+    {
+        let schema = P::schema();
+        let prepare: Prepare = Box::new(move |params| {
+            let p: P = parse(params)?;
+            Ok(Prepared::Download(Box::new(move |s| Box::pin(handler(s, p)))))
+        });
+        self.push(name, description, false, Kind::Download, schema, prepare)
+    }
+}
+
+/// The list inside a provider answer: the answer itself when it is an array, else the array
+/// under the first of `keys` that holds one.
+pub fn items_of(answer: &mut Value, keys: &[&str]) -> Option<Vec<Value>> {
+    if let Value::Array(a) = answer {
+        return Some(std::mem::take(a));
+    }
+    keys.iter().find_map(|k| match answer.get_mut(*k) {
+        Some(Value::Array(a)) => Some(std::mem::take(a)),
+        _ => None,
+    })
+}
+
+/// The next offset when a page came back full; none after a short page.
+pub fn next_offset(offset: u64, asked: u64, got: usize) -> Option<Cursor> {
+    let got = u64::try_from(got).unwrap_or(u64::MAX);
+    (got >= asked && asked > 0).then(|| Cursor::Offset(offset.saturating_add(got)))
+}

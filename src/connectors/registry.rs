@@ -1,0 +1,175 @@
+//! Every platform with a connector, and every operation by its name `platform.operation`.
+//! Platforms without one yet are simply absent: their operations are not listed and naming them
+//! is OPERATION_NOT_FOUND.
+
+use std::collections::{BTreeMap, HashMap};
+
+use reqwest::Url;
+
+use super::config::{BaseUrls, parse_base};
+use super::{Operation, PlatformDef, fireflies};
+use crate::domain::Platform;
+use crate::error::{Error, ErrorKind};
+use crate::service::credentials::Credentials;
+
+pub struct Registry {
+    platforms: BTreeMap<Platform, PlatformDef>,
+    /// Operation name -> (platform, index in its operations).
+    by_name: HashMap<String, (Platform, usize)>,
+    base_urls: BaseUrls,
+}
+
+impl Registry {
+    pub fn new(base_urls: BaseUrls) -> Self {
+        let mut registry = Self {
+            platforms: BTreeMap::new(),
+            by_name: HashMap::new(),
+            base_urls,
+        };
+        for def in [fireflies::platform()] {
+            registry.add(def);
+        }
+        registry
+    }
+
+    fn add(&mut self, def: PlatformDef) {
+        for (i, op) in def.operations.iter().enumerate() {
+            self.by_name.insert(op.name.clone(), (def.platform, i));
+        }
+        self.platforms.insert(def.platform, def);
+    }
+
+    /// Every operation, or those of one platform, ordered by platform then declaration.
+    pub fn operations(&self, platform: Option<Platform>) -> impl Iterator<Item = &Operation> {
+        self.platforms
+            .values()
+            .filter(move |d| platform.is_none_or(|p| d.platform == p))
+            .flat_map(|d| d.operations.iter())
+    }
+
+    /// The operation named `name`; NotFound `OPERATION_NOT_FOUND` otherwise.
+    pub fn operation(&self, name: &str) -> Result<&Operation, Error> {
+        self.by_name
+            .get(name)
+            .and_then(|(p, i)| self.platforms.get(p)?.operations.get(*i))
+            .ok_or_else(|| {
+                let shown: String = name.chars().take(80).collect();
+                Error::new(
+                    ErrorKind::NotFound,
+                    "OPERATION_NOT_FOUND",
+                    format!("no operation named {shown:?}; ListOperations names them all"),
+                )
+                .with_metadata("operation", shown)
+            })
+    }
+
+    /// The platform's connector; Unimplemented for platforms whose connector is not built yet.
+    pub fn platform(&self, platform: Platform) -> Result<&PlatformDef, Error> {
+        self.platforms
+            .get(&platform)
+            .ok_or_else(|| Error::unimplemented(&format!("the {platform} connector")))
+    }
+
+    /// Where this integration's requests go: the credential's base URL for platforms that keep
+    /// it there, else the configured one.
+    pub fn base_url(&self, def: &PlatformDef, creds: &Credentials) -> Result<Url, Error> {
+        if let Some(field) = def.base_url_field
+            && let Some(raw) = creds.get(field)
+        {
+            return parse_base(def.platform, raw).map_err(|_| {
+                Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "NEEDS_REAUTH",
+                    format!("the integration's {field} is not a usable URL; reconnect it"),
+                )
+            });
+        }
+        self.base_urls.get(def.platform).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::FailedPrecondition,
+                "PROVIDER_NOT_CONFIGURED",
+                format!(
+                    "no base URL for {}: set FH_{}_BASE_URL",
+                    def.platform,
+                    def.platform.as_str().to_uppercase()
+                ),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::Prepared;
+
+    fn registry() -> Registry {
+        Registry::new(BaseUrls::default())
+    }
+
+    #[test]
+    fn every_operation_accepts_its_full_and_its_minimal_schema_sample() {
+        let r = registry();
+        let mut count = 0;
+        for op in r.operations(None) {
+            for only_required in [false, true] {
+                let sample = op.schema.sample(only_required);
+                if let Err(e) = op.prepare(sample.clone()) {
+                    panic!("{} refuses its own sample {sample:?}: {e:?}", op.name);
+                }
+            }
+            count += 1;
+        }
+        assert!(count >= 5, "{count} operations");
+    }
+
+    #[test]
+    fn every_schema_is_a_closed_object_with_described_properties() {
+        for op in registry().operations(None) {
+            let s = op.schema.to_json();
+            assert_eq!(s["type"], "object", "{}", op.name);
+            assert_eq!(s["additionalProperties"], false, "{}", op.name);
+            for (name, prop) in s["properties"].as_object().into_iter().flatten() {
+                assert!(
+                    prop["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{}.{name} has no description",
+                    op.name
+                );
+            }
+            assert!(!op.description.is_empty(), "{}", op.name);
+        }
+    }
+
+    #[test]
+    fn names_are_platform_dot_operation_and_unique() {
+        let r = registry();
+        let names: Vec<&str> = r.operations(None).map(|o| o.name.as_str()).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        for op in r.operations(None) {
+            assert_eq!(
+                op.name.split_once('.').map(|(p, _)| p),
+                Some(op.platform.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn only_download_operations_prepare_downloads() {
+        for op in registry().operations(None) {
+            let prepared = op.prepare(op.schema.sample(false)).ok();
+            let is_download = matches!(prepared, Some((Prepared::Download(_), _)));
+            assert_eq!(is_download, op.kind == super::super::Kind::Download, "{}", op.name);
+        }
+    }
+
+    #[test]
+    fn oauth_platforms_have_no_operations_yet_and_naming_one_is_not_found() {
+        let r = registry();
+        assert_eq!(r.operations(Some(Platform::Slack)).count(), 0);
+        let err = r.operation("slack.send_message").err().map(|e| e.reason());
+        assert_eq!(err, Some("OPERATION_NOT_FOUND"));
+    }
+}
