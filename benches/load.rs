@@ -73,7 +73,7 @@ struct Server {
 // The child is waited for in main after SIGTERM; the only other exit is a panic when it never
 // listened, and then it has already exited.
 #[allow(clippy::zombie_processes)]
-fn start_server(db_url: &str, secret: &str, data_dir: &str) -> Server {
+fn start_server(db_url: &str, secret: &str, data_dir: &str, provider: &str) -> Server {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_founderhouse-integrations"))
         .arg("serve")
@@ -85,6 +85,18 @@ fn start_server(db_url: &str, secret: &str, data_dir: &str) -> Server {
         .env("FH_LOG_FORMAT", "json")
         .env("FH_LOG", "warn,founderhouse_integrations=info")
         .env("FH_DB_MAX_CONNECTIONS", "16")
+        // Google, pointed at the harness's fake provider, for the OAuth scenarios.
+        .env("FH_PROVIDER_GOOGLE_CLIENT_ID", "bench-client")
+        .env("FH_PROVIDER_GOOGLE_CLIENT_SECRET", "bench-client-secret")
+        .env(
+            "FH_PROVIDER_GOOGLE_AUTHORIZE_URL",
+            format!("{provider}/authorize"),
+        )
+        .env("FH_PROVIDER_GOOGLE_TOKEN_URL", format!("{provider}/token"))
+        .env(
+            "FH_PROVIDER_GOOGLE_REVOKE_URL",
+            format!("{provider}/revoke"),
+        )
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -222,7 +234,13 @@ async fn main() {
     let data_dir = std::env::temp_dir().join(&db_name);
     std::fs::create_dir_all(&data_dir).expect("temp dir");
 
-    let server = start_server(&db_url, &secret, data_dir.to_str().expect("utf-8 temp dir"));
+    let fake = FakeProvider::start().await;
+    let server = start_server(
+        &db_url,
+        &secret,
+        data_dir.to_str().expect("utf-8 temp dir"),
+        &fake.url,
+    );
     let pid = server.child.id();
     let grpc_url = format!("http://{}", server.grpc);
     let serving_start = Instant::now();
@@ -448,6 +466,7 @@ async fn main() {
             rps / ceiling * 100.0
         );
     }
+    oauth_scenarios(&o, &server, &fake, &token, &http1).await;
     println!("RSS after load: {:.1} MiB", rss_kib(pid) as f64 / 1024.0);
 
     let stop = Instant::now();
@@ -471,4 +490,195 @@ async fn main() {
         .await;
     }
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// A fake Google token endpoint: every code is good and names its own account (the id_token's
+/// `sub`), refreshes are counted.
+struct FakeProvider {
+    url: String,
+    refreshes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeProvider {
+    async fn start() -> Self {
+        use axum::routing::post;
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let refreshes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = refreshes.clone();
+        let app = axum::Router::new()
+            .route(
+                "/token",
+                post(move |form: axum::extract::Form<std::collections::HashMap<String, String>>| {
+                    let counter = counter.clone();
+                    async move {
+                        let code = form.get("code").cloned().unwrap_or_default();
+                        if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            return axum::Json(serde_json::json!({
+                                "access_token": format!("ya29.refreshed-{}", uuid::Uuid::new_v4()),
+                                "expires_in": 3599, "token_type": "Bearer", "scope": "openid email"
+                            }));
+                        }
+                        let claims = URL_SAFE_NO_PAD.encode(serde_json::json!({"sub": code}).to_string());
+                        axum::Json(serde_json::json!({
+                            "access_token": format!("ya29.{}", uuid::Uuid::new_v4()),
+                            "refresh_token": format!("1//{}", uuid::Uuid::new_v4()),
+                            "expires_in": 3599, "token_type": "Bearer", "scope": "openid email",
+                            "id_token": format!("e30.{claims}.sig"),
+                        }))
+                    }
+                }),
+            )
+            .route("/revoke", post(|| async { "" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake provider");
+        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, refreshes }
+    }
+}
+
+/// Issue-4 figures: callbacks per second end to end (state lookup, exchange, seal, insert,
+/// 303), and 1,000 concurrent refreshes of one expired integration with the provider calls
+/// they caused.
+async fn oauth_scenarios(
+    o: &Opts,
+    server: &Server,
+    fake: &FakeProvider,
+    token: &str,
+    http1: &reqwest::Client,
+) {
+    let base = format!("http://{}", server.http);
+    let no_redirect = reqwest::Client::builder()
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    let per_run = 2_000usize;
+    let mut rates = Vec::new();
+    let mut last_integration = String::new();
+    for run in 0..o.runs {
+        // States are made outside the timed part.
+        let mut states = Vec::with_capacity(per_run);
+        for chunk in (0..per_run).collect::<Vec<_>>().chunks(o.concurrency) {
+            let calls = chunk.iter().map(|_| {
+                http1
+                    .post(format!("{base}/api/v1/oauth/gmail/authorize"))
+                    .bearer_auth(token)
+                    .send()
+            });
+            for r in futures::future::join_all(calls).await {
+                let v: serde_json::Value = r.expect("authorize").json().await.expect("json");
+                states.push(v["state"].as_str().expect("state").to_owned());
+            }
+        }
+        let states = Arc::new(states);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..o.concurrency {
+            let (states, next, client, base) = (
+                states.clone(),
+                next.clone(),
+                no_redirect.clone(),
+                base.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut ok = 0usize;
+                let mut last = String::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(state) = states.get(i) else { break };
+                    let url = format!(
+                        "{base}/api/v1/oauth/gmail/callback?code=acct-{run}-{i}&state={state}"
+                    );
+                    if let Ok(r) = client.get(url).send().await {
+                        let loc = r
+                            .headers()
+                            .get("location")
+                            .and_then(|l| l.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        if r.status() == 303 && loc.contains("success=true") {
+                            ok += 1;
+                            last = loc;
+                        }
+                    }
+                }
+                (ok, last)
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            let (n, last) = t.await.expect("worker");
+            ok += n;
+            if !last.is_empty() {
+                last_integration = last;
+            }
+        }
+        let rate = ok as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "  run {} OAuth callback end to end (fake Google)          {:>9.0} callbacks/s ({ok}/{per_run} succeeded)",
+            run + 1,
+            rate
+        );
+        rates.push(rate);
+    }
+    println!("  median OAuth callbacks/s: {:.0}", median(rates));
+
+    // 1,000 concurrent refreshes of one integration.
+    let id = last_integration
+        .split("integration_id=")
+        .nth(1)
+        .map(|s| s.split('&').next().unwrap_or(s).to_owned())
+        .expect("a connected integration");
+    // Four connections, so no connection's concurrency limit sheds any of the 1,000.
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(
+            Channel::from_shared(format!("http://{}", server.grpc))
+                .expect("uri")
+                .connect()
+                .await
+                .expect("connect"),
+        );
+    }
+    let mut times = Vec::new();
+    for run in 0..o.runs {
+        let before = fake.refreshes.load(std::sync::atomic::Ordering::SeqCst);
+        // Past the reuse window of the previous run's refresh.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let started = Instant::now();
+        let calls = (0..1_000).map(|i| {
+            let mut c =
+                founderhouse_integrations::proto::o_auth_service_client::OAuthServiceClient::new(
+                    channels[i % 4].clone(),
+                );
+            let req = authed(
+                founderhouse_integrations::proto::RefreshIntegrationRequest { name: id.clone() },
+                token,
+            );
+            async move { c.refresh_integration(req).await.is_ok() }
+        });
+        let ok = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count();
+        let took = started.elapsed();
+        let provider_calls = fake.refreshes.load(std::sync::atomic::Ordering::SeqCst) - before;
+        println!(
+            "  run {} 1,000 concurrent RefreshIntegration of one integration: {:.0} ms, {ok} ok, {provider_calls} provider call(s)",
+            run + 1,
+            took.as_secs_f64() * 1e3
+        );
+        times.push(took.as_secs_f64() * 1e3);
+    }
+    println!(
+        "  median time for 1,000 concurrent refreshes: {:.0} ms",
+        median(times)
+    );
 }

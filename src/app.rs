@@ -23,6 +23,7 @@ use crate::api::observe::ObserveLayer;
 use crate::api::reject::Transport;
 use crate::api::rest::{self, RestState};
 use crate::config::{Config, Limits};
+use crate::connectors::{HttpCore, Registry};
 use crate::oauth::Catalogue;
 use crate::proto::{
     connector_service_server::ConnectorServiceServer, health_service_server::HealthServiceServer,
@@ -30,7 +31,9 @@ use crate::proto::{
     o_auth_service_server::OAuthServiceServer,
 };
 use crate::service::Integrations;
+use crate::service::credentials::CredentialAccess;
 use crate::service::oauth_flow::OAuth;
+use crate::service::operations::Operations;
 use crate::store::Database;
 
 /// A built, not yet running, service.
@@ -41,6 +44,7 @@ pub struct App {
     auth: Arc<Authenticator>,
     integrations: Integrations,
     oauth: OAuth,
+    operations: Operations,
     cors: CorsLayer,
     limits: Limits,
     shutdown: CancellationToken,
@@ -110,11 +114,21 @@ impl App {
             db.pool.clone(),
             keyring.clone(),
             Catalogue::new(&config.providers).context("OAuth provider configuration")?,
-            http,
+            http.clone(),
             config.oauth.clone(),
             config.public_url.clone(),
             config.frontend_url.clone(),
             config.cors_origins.clone(),
+        );
+        let access =
+            CredentialAccess::new(db.pool.clone(), keyring.clone()).with_oauth(oauth.clone());
+        let mut policy = config.connectors.policy.clone();
+        // A connector call must answer before the server's own request timeout cuts it off.
+        policy.default_deadline = policy.default_deadline.min(config.limits.request_timeout);
+        let operations = Operations::new(
+            Arc::new(Registry::new(config.connectors.base_urls.clone())),
+            Arc::new(HttpCore::new(http, policy)),
+            access,
         );
         let integrations = Integrations::new(db.pool.clone(), keyring).with_oauth(oauth.clone());
         let grpc_listener = TcpListener::bind(config.grpc_addr)
@@ -130,6 +144,7 @@ impl App {
             auth,
             integrations,
             oauth,
+            operations,
             cors: cors(&config.cors_origins),
             limits: config.limits,
             shutdown: CancellationToken::new(),
@@ -205,6 +220,7 @@ impl App {
             .add_service(
                 IntegrationServiceServer::new(IntegrationsGrpc {
                     integrations: self.integrations.clone(),
+                    operations: self.operations.clone(),
                 })
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
@@ -219,7 +235,7 @@ impl App {
             )
             .add_service(
                 ConnectorServiceServer::new(ConnectorsGrpc {
-                    integrations: self.integrations.clone(),
+                    operations: self.operations.clone(),
                 })
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),

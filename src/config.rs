@@ -193,6 +193,9 @@ pub struct Settings {
     /// "text" or "json".
     #[arg(long, env = "FH_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
+    /// Platform base URLs (FH_<PLATFORM>_BASE_URL) and the connector HTTP policy.
+    #[command(flatten)]
+    pub connectors: crate::connectors::ConnectorSettings,
 }
 
 /// Server limits.
@@ -225,6 +228,7 @@ pub struct Config {
     /// OAuth providers by id ("zoom", "google", ..., "custom"), from `FH_PROVIDER_<P>_*`.
     pub providers: std::collections::BTreeMap<String, crate::oauth::ProviderSettings>,
     pub oauth: crate::oauth::OAuthSettings,
+    pub connectors: crate::connectors::ConnectorConfig,
 }
 
 impl Settings {
@@ -293,6 +297,7 @@ impl Settings {
                 concurrency_limit: self.concurrency_limit.max(1),
                 max_concurrent_streams: self.max_concurrent_streams.max(1),
             },
+            connectors: self.connectors.into_config()?,
             providers: crate::oauth::settings::from_env(std::env::vars())?,
             oauth: crate::oauth::OAuthSettings {
                 refresh_ahead: self.refresh_ahead,

@@ -135,8 +135,8 @@ impl Default for BaseUrls {
 /// An http(s) URL without query, fragment or credentials; a trailing slash is dropped so
 /// paths join the same way whatever was configured.
 pub fn parse_base(platform: Platform, raw: &str) -> anyhow::Result<Url> {
-    let mut url = Url::parse(raw.trim())
-        .with_context(|| format!("the {platform} base URL is not a URL"))?;
+    let mut url =
+        Url::parse(raw.trim()).with_context(|| format!("the {platform} base URL is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https")
         || url.host().is_none()
         || url.query().is_some()
@@ -179,7 +179,10 @@ impl ConnectorSettings {
         for (platform, url) in pairs {
             if let Some(url) = url {
                 base_urls.set(platform, &url).with_context(|| {
-                    format!("FH_{}_BASE_URL is invalid", platform.as_str().to_uppercase())
+                    format!(
+                        "FH_{}_BASE_URL is invalid",
+                        platform.as_str().to_uppercase()
+                    )
                 })?;
             }
         }
@@ -225,7 +228,9 @@ mod tests {
     #[test]
     fn base_urls_lose_a_trailing_slash_and_refuse_queries_and_other_schemes() {
         assert_eq!(
-            parse_base(Platform::Otter, "http://127.0.0.1:9/api/").unwrap().as_str(),
+            parse_base(Platform::Otter, "http://127.0.0.1:9/api/")
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:9/api"
         );
         for bad in [

@@ -81,8 +81,14 @@ impl Params for ListTranscripts {
     fn schema() -> Schema {
         Schema::new(vec![
             Field::integer("limit", "Transcripts per page.", 1, MAX_LIMIT).default(json!(20)),
-            Field::date("from_date", "Only transcripts of meetings on or after this time."),
-            Field::date("to_date", "Only transcripts of meetings on or before this time."),
+            Field::date(
+                "from_date",
+                "Only transcripts of meetings on or after this time.",
+            ),
+            Field::date(
+                "to_date",
+                "Only transcripts of meetings on or before this time.",
+            ),
         ])
     }
 }
@@ -126,7 +132,11 @@ async fn transcripts_page(
     Ok(Page::list(items, next))
 }
 
-async fn list_transcripts(s: Session, p: ListTranscripts, page: Option<Cursor>) -> Result<Page, Error> {
+async fn list_transcripts(
+    s: Session,
+    p: ListTranscripts,
+    page: Option<Cursor>,
+) -> Result<Page, Error> {
     let skip = offset(page)?;
     let variables = json!({
         "limit": p.limit,

@@ -99,7 +99,7 @@ pub fn is_mutation(document: &str) -> bool {
     let mut depth = 0usize;
     let mut chars = document.chars().peekable();
     let mut word = String::new();
-    let mut flush = |word: &mut String, depth: usize| -> bool {
+    let flush = |word: &mut String, depth: usize| -> bool {
         let hit = depth == 0 && matches!(word.as_str(), "mutation" | "subscription");
         word.clear();
         hit
@@ -163,16 +163,22 @@ mod tests {
     #[test]
     fn queries_are_not_mutations() {
         assert!(!is_mutation("{ user { name } }"));
-        assert!(!is_mutation("query Q($id: String!) { transcript(id: $id) { id } }"));
+        assert!(!is_mutation(
+            "query Q($id: String!) { transcript(id: $id) { id } }"
+        ));
         assert!(!is_mutation(
             "query { transcripts(keyword: \"mutation\") { id } } # mutation"
         ));
-        assert!(!is_mutation("query { a(x: \"\"\" mutation \"\"\") { mutation } }"));
+        assert!(!is_mutation(
+            "query { a(x: \"\"\" mutation \"\"\") { mutation } }"
+        ));
     }
 
     #[test]
     fn mutations_and_subscriptions_are_found() {
-        assert!(is_mutation("mutation { deleteTranscript(id: \"1\") { id } }"));
+        assert!(is_mutation(
+            "mutation { deleteTranscript(id: \"1\") { id } }"
+        ));
         assert!(is_mutation(
             "query A { a } mutation B($x: String) { b(x: $x) { id } }"
         ));

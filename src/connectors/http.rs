@@ -188,11 +188,6 @@ impl ProviderRequest {
         self
     }
 
-    pub fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
-        self
-    }
-
     pub fn idempotent(mut self, yes: bool) -> Self {
         self.idempotent = yes;
         self
@@ -521,18 +516,28 @@ fn record(platform: Platform, outcome: &str, started: std::time::Instant) {
 }
 
 fn breaker_key(platform: Platform, url: &Url) -> String {
-    format!("{}|{}", platform.as_str(), url.origin().ascii_serialization())
+    format!(
+        "{}|{}",
+        platform.as_str(),
+        url.origin().ascii_serialization()
+    )
 }
 
 /// A circuit's state. Pure: every transition takes the time, so it is tested without sleeping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BreakerState {
-    Closed { failures: u32 },
+    Closed {
+        failures: u32,
+    },
     /// Refusing calls until `until`.
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// One probe is out since `since`; others are refused until it answers. A probe whose
     /// caller went away never answers, so after a cool-down another probe may go.
-    HalfOpen { since: Instant },
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 impl BreakerState {
@@ -555,11 +560,9 @@ impl BreakerState {
 
     pub fn failure(&mut self, now: Instant, threshold: u32, cooldown: Duration) {
         *self = match *self {
-            BreakerState::Closed { failures } if failures + 1 < threshold => {
-                BreakerState::Closed {
-                    failures: failures + 1,
-                }
-            }
+            BreakerState::Closed { failures } if failures + 1 < threshold => BreakerState::Closed {
+                failures: failures + 1,
+            },
             // Threshold reached, a probe failed, or a call admitted before the circuit opened
             // failed late: (re)open from now.
             _ => BreakerState::Open {
@@ -827,10 +830,7 @@ impl Scrubber {
 
     /// Scrubs raw bytes (a body) when they hold a secret; borrowed otherwise.
     pub fn bytes<'a>(&self, body: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
-        let hit = self
-            .0
-            .iter()
-            .any(|s| contains(body, s.expose().as_bytes()));
+        let hit = self.0.iter().any(|s| contains(body, s.expose().as_bytes()));
         if !hit {
             return std::borrow::Cow::Borrowed(body);
         }
@@ -873,10 +873,17 @@ pub fn provider_code_and_message(body: &[u8]) -> (Option<String>, Option<String>
         }
     };
     let first_graphql = v.get("errors").and_then(|e| e.get(0));
+    // A bare `error` string is a code when it reads like one (`channel_not_found`), else a
+    // message (`Note not found`).
+    let bare_error = text(v.get("error"));
+    let (bare_code, bare_message) = match bare_error {
+        Some(e) if e.contains(char::is_whitespace) => (None, Some(e)),
+        other => (other, None),
+    };
     let code = text(v.get("code"))
         .or_else(|| text(v.get("error").and_then(|e| e.get("status"))))
         .or_else(|| text(v.get("error").and_then(|e| e.get("code"))))
-        .or_else(|| text(v.get("error")))
+        .or(bare_code)
         .or_else(|| text(first_graphql.and_then(|e| e.pointer("/extensions/code"))))
         .or_else(|| text(first_graphql.and_then(|e| e.get("code"))))
         .or_else(|| text(v.get("error_code")));
@@ -885,7 +892,8 @@ pub fn provider_code_and_message(body: &[u8]) -> (Option<String>, Option<String>
         .or_else(|| text(v.get("error_description")))
         .or_else(|| text(first_graphql.and_then(|e| e.get("message"))))
         .or_else(|| text(v.get("detail")))
-        .or_else(|| text(v.get("error_message")));
+        .or_else(|| text(v.get("error_message")))
+        .or(bare_message);
     (code, message)
 }
 
@@ -1070,7 +1078,8 @@ mod tests {
 
     #[test]
     fn discords_retry_after_body_is_honoured_on_429() {
-        let body = br#"{"message": "You are being rate limited.", "retry_after": 0.75, "global": false}"#;
+        let body =
+            br#"{"message": "You are being rate limited.", "retry_after": 0.75, "global": false}"#;
         assert_eq!(
             wait_hint(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -1184,7 +1193,7 @@ mod tests {
     #[test]
     fn the_core_forgets_a_circuit_on_success_so_it_closes() {
         let core = HttpCore::new(
-            reqwest::Client::new(),
+            crate::app::http_client().expect("the client builds"),
             HttpPolicy {
                 breaker_threshold: 1,
                 ..HttpPolicy::default()
@@ -1221,6 +1230,7 @@ mod tests {
                 Some("object_not_found"),
                 Some("Object not found"),
             ),
+            (br#"{"error": "Note not found"}"#, None, Some("Note not found")),
             (b"<html>oops</html>", None, None),
         ];
         for (body, code, message) in cases {

@@ -43,13 +43,17 @@ pub mod schema;
 pub mod session;
 
 mod fireflies;
+mod granola;
+mod otter;
+mod zerodb;
+mod zerovoice;
 
 use std::future::Future;
 
+use ::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use ::http::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -114,10 +118,17 @@ pub struct Download {
     pub chunks: BoxStream<'static, Result<Bytes, Error>>,
 }
 
+/// Runs a JSON operation whose params are already typed.
+pub type JsonRun =
+    Box<dyn FnOnce(Session, Option<Cursor>) -> BoxFuture<'static, Result<Page, Error>> + Send>;
+/// Runs a download whose params are already typed.
+pub type DownloadRun =
+    Box<dyn FnOnce(Session) -> BoxFuture<'static, Result<Download, Error>> + Send>;
+
 /// An operation with its params checked and typed, ready to run.
 pub enum Prepared {
-    Json(Box<dyn FnOnce(Session, Option<Cursor>) -> BoxFuture<'static, Result<Page, Error>> + Send>),
-    Download(Box<dyn FnOnce(Session) -> BoxFuture<'static, Result<Download, Error>> + Send>),
+    Json(JsonRun),
+    Download(DownloadRun),
 }
 
 /// Types checked params (the schema already passed them).
@@ -275,7 +286,9 @@ impl PlatformDef {
         let schema = P::schema();
         let prepare: Prepare = Box::new(move |params| {
             let p: P = parse(params)?;
-            Ok(Prepared::Json(Box::new(move |s, _| Box::pin(handler(s, p)))))
+            Ok(Prepared::Json(Box::new(move |s, _| {
+                Box::pin(handler(s, p))
+            })))
         });
         self.push(name, description, writes, Kind::Json, schema, prepare)
     }
@@ -310,7 +323,9 @@ impl PlatformDef {
         let schema = P::schema();
         let prepare: Prepare = Box::new(move |params| {
             let p: P = parse(params)?;
-            Ok(Prepared::Json(Box::new(move |s, c| Box::pin(handler(s, p, c)))))
+            Ok(Prepared::Json(Box::new(move |s, c| {
+                Box::pin(handler(s, p, c))
+            })))
         });
         self.push(name, description, false, Kind::List, schema, prepare)
     }
@@ -325,7 +340,9 @@ impl PlatformDef {
         let schema = P::schema();
         let prepare: Prepare = Box::new(move |params| {
             let p: P = parse(params)?;
-            Ok(Prepared::Download(Box::new(move |s| Box::pin(handler(s, p)))))
+            Ok(Prepared::Download(Box::new(move |s| {
+                Box::pin(handler(s, p))
+            })))
         });
         self.push(name, description, false, Kind::Download, schema, prepare)
     }

@@ -60,8 +60,12 @@ pub fn decode(
     if token.is_empty() {
         return Ok(None);
     }
-    let invalid =
-        || Error::invalid_field(field, "is not a page token issued for this operation and params");
+    let invalid = || {
+        Error::invalid_field(
+            field,
+            "is not a page token issued for this operation and params",
+        )
+    };
     if token.len() > MAX_TOKEN_LEN {
         return Err(invalid());
     }
@@ -101,7 +105,15 @@ mod tests {
         let p = params(json!({"limit": 10}));
         let t = encode("otter.list_speeches", &p, &Cursor::Offset(20));
         assert!(decode("page_token", &t, "otter.search_speeches", &p).is_err());
-        assert!(decode("page_token", &t, "otter.list_speeches", &params(json!({"limit": 11}))).is_err());
+        assert!(
+            decode(
+                "page_token",
+                &t,
+                "otter.list_speeches",
+                &params(json!({"limit": 11}))
+            )
+            .is_err()
+        );
         let err = decode("page_token", "%%%", "otter.list_speeches", &p).unwrap_err();
         assert_eq!(err.violations()[0].field, "page_token");
     }

@@ -257,7 +257,11 @@ fn object_schema(fields: &[Field]) -> Value {
             (f.name.to_owned(), s)
         })
         .collect();
-    let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
     json!({
         "type": "object",
         "properties": properties,
@@ -358,8 +362,7 @@ fn check_value(
             if len > *max {
                 return bad(format!("must be at most {max} characters"));
             }
-            if s
-                .chars()
+            if s.chars()
                 .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
             {
                 return bad("must not contain control characters".into());
@@ -367,10 +370,9 @@ fn check_value(
             match format {
                 Format::Text => {}
                 Format::Id => {
-                    let ok = s
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-'))
-                        && s != "."
+                    let ok = s.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-')
+                    }) && s != "."
                         && s != "..";
                     if !ok {
                         return bad("must be an identifier (letters, digits and ._:@-)".into());
@@ -418,11 +420,13 @@ fn check_value(
             }
             Some(Value::Array(out))
         }
-        (Ty::Object(fields), Value::Object(m)) => Some(Value::Object(check_object(
-            fields, m, path, violations,
-        ))),
+        (Ty::Object(fields), Value::Object(m)) => {
+            Some(Value::Object(check_object(fields, m, path, violations)))
+        }
         (Ty::AnyObject, Value::Object(m)) => {
-            let size = serde_json::to_vec(&m).map(|v| v.len()).unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(&m)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             if size > MAX_OBJECT_BYTES {
                 return bad(format!("must be at most {MAX_OBJECT_BYTES} bytes as JSON"));
             }
@@ -463,9 +467,11 @@ fn sample(ty: &Ty, only_required: bool) -> Value {
         Ty::Integer { min, .. } => json!(min),
         Ty::Number => json!(0.5),
         Ty::Boolean => json!(true),
-        Ty::Array { items, min, .. } => {
-            Value::Array((0..(*min).max(1)).map(|_| sample(items, only_required)).collect())
-        }
+        Ty::Array { items, min, .. } => Value::Array(
+            (0..(*min).max(1))
+                .map(|_| sample(items, only_required))
+                .collect(),
+        ),
         Ty::Object(fields) => Value::Object(sample_object(fields, only_required)),
         Ty::AnyObject => json!({"k": "v"}),
     }

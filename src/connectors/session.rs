@@ -9,16 +9,16 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use ::http::{HeaderMap, StatusCode, header};
+use futures::StreamExt;
 use reqwest::Url;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::Download;
 use super::http::{
-    self, Auth, HttpCore, ProviderRequest, Reply, Scrubber, SendOptions, bad_answer,
-    needs_reauth, provider_timeout, provider_unavailable, rejection,
+    self, Auth, HttpCore, ProviderRequest, Reply, Scrubber, SendOptions, bad_answer, needs_reauth,
+    provider_timeout, provider_unavailable, rejection,
 };
 use crate::domain::{Platform, credential_spec};
 use crate::error::Error;
@@ -46,9 +46,8 @@ pub struct Session {
 /// declares not secret (a base URL, an account SID), which providers legitimately echo.
 fn scrubber(creds: &Credentials) -> Scrubber {
     let spec = credential_spec(creds.integration.platform);
-    let public = |name: &str| {
-        spec.is_some_and(|s| s.fields.iter().any(|f| f.name == name && !f.secret))
-    };
+    let public =
+        |name: &str| spec.is_some_and(|s| s.fields.iter().any(|f| f.name == name && !f.secret));
     Scrubber::new(
         creds
             .integration
@@ -106,10 +105,6 @@ impl Session {
 
     pub fn scrubber(&self) -> &Scrubber {
         &self.scrub
-    }
-
-    pub fn max_response_bytes(&self) -> usize {
-        self.core.policy().max_response_bytes
     }
 
     /// The base URL plus `segments`, each percent-encoded as one path segment (a `/` in an id

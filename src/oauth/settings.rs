@@ -54,6 +54,10 @@ pub struct OAuthSettings {
     pub refresh_lock_timeout: Duration,
     /// Deadline of one provider token or revocation request.
     pub provider_timeout: Duration,
+    /// A refresh requested this soon after a completed one reuses its tokens instead of calling
+    /// the provider again: a burst of refresh requests (every caller that saw a 401) costs one
+    /// provider call, even when some arrive after the first finished.
+    pub refresh_reuse_window: Duration,
 }
 
 impl Default for OAuthSettings {
@@ -64,6 +68,7 @@ impl Default for OAuthSettings {
             refresh_interval: Duration::from_secs(30),
             refresh_lock_timeout: Duration::from_secs(15),
             provider_timeout: Duration::from_secs(10),
+            refresh_reuse_window: Duration::from_secs(2),
         }
     }
 }

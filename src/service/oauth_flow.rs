@@ -25,8 +25,6 @@ use crate::oauth::{OAuthSettings, pkce};
 use crate::secrets::{KeyRing, SealContext, Secret};
 use crate::store::{self, integrations::NewIntegration};
 
-/// A refresh right after another one reuses its tokens instead of calling the provider again.
-const RECENT_REFRESH: f64 = 5.0;
 /// How long a replica's background loop holds a claimed integration.
 const CLAIM_LEASE: Duration = Duration::from_secs(120);
 
@@ -83,7 +81,9 @@ struct Inner {
     public_url: Url,
     frontend_url: Url,
     allowed_origins: Vec<String>,
-    inflight: Mutex<HashMap<IntegrationId, Flight>>,
+    /// Refreshes under way, by integration and the credential version their callers saw: a
+    /// caller that saw newer tokens than a flight started from gets a flight of its own.
+    inflight: Mutex<HashMap<(IntegrationId, Option<i64>), Flight>>,
 }
 
 #[derive(Clone)]
@@ -503,10 +503,11 @@ impl OAuth {
             .ok_or_else(Error::integration_not_found)
     }
 
-    /// Refreshes one integration. Callers in this replica share one flight; across replicas the
-    /// row lock serializes, and whoever finds the version moved past `seen_version` (or a refresh
-    /// seconds ago) returns without calling the provider. The flight runs in its own task, so a
-    /// caller that gives up loses nothing: the rotated tokens are stored anyway.
+    /// Refreshes one integration. Callers in this replica that saw the same tokens share one
+    /// flight; across replicas the row lock serializes, and whoever finds the version moved past
+    /// `seen_version` (or a refresh within the reuse window) returns without calling the
+    /// provider. The flight runs in its own task, so a caller that gives up loses nothing: the
+    /// rotated tokens are stored anyway.
     pub async fn refresh(&self, id: IntegrationId, seen_version: Option<i64>) -> Result<(), Error> {
         let flight = {
             let mut map = self
@@ -514,7 +515,8 @@ impl OAuth {
                 .inflight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            match map.get(&id) {
+            let key = (id, seen_version);
+            match map.get(&key) {
                 Some(f) => f.clone(),
                 None => {
                     let this = self.clone();
@@ -529,7 +531,7 @@ impl OAuth {
                             .inflight
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&id);
+                            .remove(&key);
                         result
                     });
                     let flight = async move {
@@ -543,7 +545,7 @@ impl OAuth {
                     }
                     .boxed()
                     .shared();
-                    map.insert(id, flight.clone());
+                    map.insert(key, flight.clone());
                     flight
                 }
             }
@@ -584,9 +586,9 @@ impl OAuth {
             }
         }
         if seen_version.is_some_and(|v| v != row.credential_version)
-            || row
-                .refreshed_secs_ago
-                .is_some_and(|s| (0.0..RECENT_REFRESH).contains(&s))
+            || row.refreshed_secs_ago.is_some_and(|s| {
+                (0.0..self.inner.settings.refresh_reuse_window.as_secs_f64()).contains(&s)
+            })
         {
             // Someone refreshed while we waited: their tokens are ours.
             tx.commit().await?;
@@ -606,9 +608,9 @@ impl OAuth {
             )
         };
         let provider_id = ProviderId::for_platform(platform).ok_or_else(not_supported)?;
-        let p = self.inner.catalogue.get(provider_id)?;
         let creds = store::credentials::open_all(&mut *tx, &self.inner.keyring, id).await?;
         let refresh_token = creds.get("refresh_token").ok_or_else(not_supported)?;
+        let p = self.inner.catalogue.get(provider_id)?;
         let timeout = self.inner.settings.provider_timeout;
         let mut tokens =
             match client::refresh(&self.inner.http, p, timeout, refresh_token.expose()).await {

@@ -388,7 +388,8 @@ pub fn check_proxy_path(path: &str) -> Result<String, Error> {
         return bad("must be a path under the platform's base URL, not a URL");
     }
     let lower = path.to_ascii_lowercase();
-    for encoded in ["%2e", "%2f", "%5c", "%25", "%00"] {
+    // %c0/%c1 start overlong UTF-8 encodings of `.` and `/` that some servers still decode.
+    for encoded in ["%2e", "%2f", "%5c", "%25", "%00", "%c0", "%c1"] {
         if lower.contains(encoded) {
             return bad("must not percent-encode dots, slashes, backslashes or %");
         }
@@ -464,7 +465,9 @@ fn check_query(query: HashMap<String, String>) -> Result<Vec<(String, String)>, 
 }
 
 fn check_body(body: Map<String, Value>) -> Result<Map<String, Value>, Error> {
-    let size = serde_json::to_vec(&body).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&body)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_PROXY_BODY_BYTES {
         return Err(Error::invalid_field(
             "body",
@@ -545,6 +548,7 @@ mod tests {
             "/a%2fb",
             "/a%5cb",
             "/a%252e%252e/b",
+            "/%c0%ae%c0%ae/admin",
             "/a\\..\\b",
             "/a?x=1",
             "/a#frag",

@@ -26,7 +26,11 @@ impl Database {
     /// advisory lock.
     pub async fn connect(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)
-            .context("FH_DATABASE_URL is not a valid postgres URL")?;
+            .context("FH_DATABASE_URL is not a valid postgres URL")?
+            // A replica frozen mid-transaction (holding a refresh lock, say) must not block the
+            // others for long: PostgreSQL ends such a session. Our transactions wait on a
+            // provider for at most its 10 s timeout.
+            .options([("idle_in_transaction_session_timeout", "60s")]);
         create_database_if_missing(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)

@@ -217,15 +217,14 @@ pub async fn upsert_oauth(
 ) -> Result<IntegrationId, Error> {
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO integrations (id, workspace_id, platform, status, status_reason, display_name,
-             metadata, provider_account_id, scopes, credential_expires_at, created_by, connection_type,
-             tokens_refreshed_at)
-         VALUES ($1, $2, $3, 'connected', $10, $4, $5, $6, $7, $8, $9, 'oauth', now())
+             metadata, provider_account_id, scopes, credential_expires_at, created_by, connection_type)
+         VALUES ($1, $2, $3, 'connected', $10, $4, $5, $6, $7, $8, $9, 'oauth')
          ON CONFLICT (workspace_id, platform, provider_account_id) WHERE status <> 'revoked'
          DO UPDATE SET status = 'connected', status_reason = EXCLUDED.status_reason,
              metadata = integrations.metadata || EXCLUDED.metadata, scopes = EXCLUDED.scopes,
              credential_expires_at = EXCLUDED.credential_expires_at, connection_type = 'oauth',
              credential_version = integrations.credential_version + 1, refresh_failures = 0,
-             next_refresh_attempt_at = NULL, tokens_refreshed_at = now(), health_state = 'unknown',
+             next_refresh_attempt_at = NULL, tokens_refreshed_at = NULL, health_state = 'unknown',
              updated_at = now()
          RETURNING id",
     )

@@ -182,14 +182,7 @@ const INTEGRATION_RPCS: [Rpc; 11] = [
 ];
 
 /// The RPCs of a later release: they answer Unimplemented for the caller's own integration.
-const NOT_YET_RPCS: [Rpc; 6] = [
-    Rpc::Test,
-    Rpc::CheckIntegration,
-    Rpc::ListHealthChecks,
-    Rpc::Invoke,
-    Rpc::Proxy,
-    Rpc::Download,
-];
+const NOT_YET_RPCS: [Rpc; 2] = [Rpc::CheckIntegration, Rpc::ListHealthChecks];
 
 /// Calls `rpc` about `name` with `token`; only the outcome's status matters.
 async fn call(channel: &Channel, rpc: Rpc, name: &str, token: &str) -> Result<(), Status> {
@@ -272,8 +265,19 @@ async fn call(channel: &Channel, rpc: Rpc, name: &str, token: &str) -> Result<()
             .download(authed(
                 proto::DownloadRequest {
                     integration: name,
-                    operation: "fireflies.download_recording".to_owned(),
-                    ..Default::default()
+                    // A real operation with valid params: the integration decides the answer.
+                    operation: "zerovoice.download_recording".to_owned(),
+                    params: Some(prost_types::Struct {
+                        fields: [(
+                            "recording_sid".to_owned(),
+                            prost_types::Value {
+                                kind: Some(prost_types::value::Kind::StringValue(
+                                    "RE0123456789abcdef0123456789abcdef".to_owned(),
+                                )),
+                            },
+                        )]
+                        .into(),
+                    }),
                 },
                 token,
             ))

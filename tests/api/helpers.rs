@@ -71,7 +71,12 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
             max_concurrent_streams: 1024,
         },
         providers: Default::default(),
-        oauth: Default::default(),
+        // Every refresh request reaches the provider, unless a test is about the reuse window.
+        oauth: founderhouse_integrations::oauth::OAuthSettings {
+            refresh_reuse_window: Duration::ZERO,
+            ..Default::default()
+        },
+        connectors: Default::default(),
     };
     (config, Secret::new(secret), keys)
 }

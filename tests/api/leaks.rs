@@ -37,7 +37,7 @@ impl Write for Capture {
 }
 
 /// Installs the capturing subscriber once per process (nextest runs each test in its own).
-fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+pub(crate) fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = buffer.clone();
@@ -54,7 +54,7 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
     .clone()
 }
 
-fn logs() -> String {
+pub(crate) fn logs() -> String {
     let buffer = capture_logs();
     let bytes = buffer.lock().expect("log buffer");
     String::from_utf8_lossy(&bytes).into_owned()

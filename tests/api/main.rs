@@ -3,9 +3,11 @@
 mod helpers;
 
 mod auth;
+mod connectors;
 mod integrations;
 mod jwks;
 mod leaks;
+mod oauth;
 mod process;
 mod resilience;
 mod secrets;

@@ -1,13 +1,16 @@
 use tonic::{Request, Response, Status};
 
-use super::{Ctx, convert, not_yet_for};
+use super::{Ctx, convert, requested_timeout};
 use crate::domain::parse_integration_name;
 use crate::proto::{self, integration_service_server::IntegrationService};
 use crate::service::Integrations;
 use crate::service::integrations::{ConnectInput, ListInput, UpdateInput};
+use crate::service::operations::Operations;
 
 pub struct IntegrationsGrpc {
     pub integrations: Integrations,
+    /// Runs connection tests.
+    pub operations: Operations,
 }
 
 #[tonic::async_trait]
@@ -173,14 +176,21 @@ impl IntegrationService for IntegrationsGrpc {
         &self,
         req: Request<proto::TestIntegrationRequest>,
     ) -> Result<Response<proto::TestIntegrationResponse>, Status> {
-        let ctx = Ctx::of(&req);
-        Err(not_yet_for(
-            &self.integrations,
-            ctx,
-            "name",
-            &req.get_ref().name,
-            "TestIntegration (platform connection tests arrive with the connectors)",
-        )
-        .await)
+        let ctx = Ctx::of(&req)?;
+        let deadline = self.operations.deadline(requested_timeout(&req));
+        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
+            .map_err(|e| ctx.status(e))?;
+        let t = self
+            .operations
+            .test(&ctx.caller, id, deadline)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::TestIntegrationResponse {
+            healthy: t.healthy,
+            state: convert::health_to_proto(t.state) as i32,
+            reason: t.reason,
+            message: t.message,
+            latency_ms: t.latency_ms,
+        }))
     }
 }

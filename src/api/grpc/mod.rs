@@ -37,6 +37,29 @@ impl Ctx {
     }
 }
 
+/// The time the caller gave this call (`grpc-timeout`, gRPC over HTTP/2 spec); None when it set
+/// none or sent a value that does not parse.
+pub fn requested_timeout<T>(req: &Request<T>) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let value = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let split = value.len().checked_sub(1)?;
+    let (digits, unit) = value.split_at(split);
+    // The spec allows at most 8 digits, which also keeps the arithmetic below from overflowing.
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// An RPC that a later release implements: UNIMPLEMENTED naming what is missing, after the same
 /// authentication every RPC gets.
 pub fn not_yet<T>(req: &Request<T>, capability: &str) -> Status {

@@ -82,7 +82,10 @@ fn authorization(fake: &Fake) -> std::collections::BTreeMap<String, String> {
 #[track_caller]
 fn assert_pkce(q: &std::collections::BTreeMap<String, String>, expected: bool) {
     if expected {
-        assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
+        assert_eq!(
+            q.get("code_challenge_method").map(String::as_str),
+            Some("S256")
+        );
         assert_eq!(q.get("code_challenge").map(String::len), Some(43));
     } else {
         assert_eq!(q.get("code_challenge"), None, "no PKCE for this provider");
@@ -135,7 +138,10 @@ async fn slack_connects_with_bot_and_user_tokens_that_never_expire() {
     let q = authorization(&fake);
     assert_common_authorization(&q, &fake);
     assert_pkce(&q, false);
-    assert!(!q["scope"].contains(' '), "Slack bot scopes are comma separated");
+    assert!(
+        !q["scope"].contains(' '),
+        "Slack bot scopes are comma separated"
+    );
     assert!(
         q.get("user_scope")
             .is_some_and(|s| s.split(',').any(|s| s == "search:read")),
@@ -176,7 +182,12 @@ async fn slack_with_token_rotation_connects_with_expiring_tokens_and_both_refres
         &fake,
         app.workspace,
         Expected {
-            fields: &["access_token", "user_token", "refresh_token", "user_refresh_token"],
+            fields: &[
+                "access_token",
+                "user_token",
+                "refresh_token",
+                "user_refresh_token",
+            ],
             account: "T123".to_owned(),
             expires_in: Some(43_200),
         },
@@ -394,11 +405,15 @@ async fn a_connect_started_over_rest_finishes_like_one_started_over_grpc() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["platform"], "outlook");
-    let url = body["authorization_url"].as_str().expect("authorization_url");
+    let url = body["authorization_url"]
+        .as_str()
+        .expect("authorization_url");
     let state = body["state"].as_str().expect("state");
     assert_eq!(state.len(), 43);
     assert_eq!(
-        query(&reqwest::Url::parse(url).unwrap()).get("state").map(String::as_str),
+        query(&reqwest::Url::parse(url).unwrap())
+            .get("state")
+            .map(String::as_str),
         Some(state)
     );
     assert!(body["state_expire_time"].is_string(), "{body}");
@@ -497,7 +512,10 @@ async fn the_redirect_uri_comes_from_the_configured_public_url_never_the_host_he
         query(&url).get("redirect_uri").map(String::as_str),
         Some("https://api.founderhouse.test/api/v1/oauth/zoom/callback")
     );
-    assert!(url.as_str().starts_with(&format!("{}/authorize?", fake.url)));
+    assert!(
+        url.as_str()
+            .starts_with(&format!("{}/authorize?", fake.url))
+    );
     app.stop().await;
 }
 
@@ -514,7 +532,10 @@ async fn the_state_is_stored_only_as_its_sha256() {
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(hashes, vec![Sha256::digest(started.state.as_bytes()).to_vec()]);
+    assert_eq!(
+        hashes,
+        vec![Sha256::digest(started.state.as_bytes()).to_vec()]
+    );
     let rows: Vec<String> = sqlx::query_scalar("SELECT row_to_json(s)::text FROM oauth_states s")
         .fetch_all(&pool)
         .await
@@ -759,7 +780,9 @@ async fn list_providers_shows_all_nine_and_which_are_configured() {
 
     let ids: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(
-        ids.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        ids.iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
         [
             "zoom",
             "slack",
@@ -817,14 +840,20 @@ async fn a_member_connects_and_return_to_is_honoured_on_success() {
         "http://localhost:3000/settings/integrations"
     );
     landing.assert_success(Flavour::Zoom);
-    assert_eq!(landing.param("tab").as_deref(), Some("oauth"), "{}", landing.raw);
+    assert_eq!(
+        landing.param("tab").as_deref(),
+        Some("oauth"),
+        "{}",
+        landing.raw
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn return_to_may_be_under_any_allowed_cors_origin() {
     let (app, fake) = rig_with(Flavour::Zoom, Options::default(), |c| {
-        c.cors_origins.push("https://app.founderhouse.test".to_owned());
+        c.cors_origins
+            .push("https://app.founderhouse.test".to_owned());
     })
     .await;
 

@@ -60,18 +60,6 @@ pub enum Flavour {
 }
 
 impl Flavour {
-    pub const ALL: [Flavour; 9] = [
-        Flavour::Zoom,
-        Flavour::Slack,
-        Flavour::Discord,
-        Flavour::Microsoft,
-        Flavour::Monday,
-        Flavour::Notion,
-        Flavour::Google,
-        Flavour::Loom,
-        Flavour::Custom,
-    ];
-
     /// The provider id in configuration.
     pub fn provider_id(self) -> &'static str {
         match self {
@@ -180,7 +168,6 @@ pub enum Revoked {
 #[derive(Clone, Debug)]
 pub struct RevokeCall {
     pub revoked: Revoked,
-    pub token_type_hint: Option<String>,
     /// The HTTP status the fake answered.
     pub status: u16,
 }
@@ -262,8 +249,6 @@ struct Records {
     secrets: Vec<(String, String)>,
     /// The scope string granted by the last exchange.
     last_granted_scope: Option<String>,
-    /// The Slack user scope granted by the last exchange.
-    last_granted_user_scope: Option<String>,
     /// Seen request paths that are not part of the provider.
     unexpected: Vec<String>,
 }
@@ -318,7 +303,6 @@ pub struct GrantView {
     pub refresh_token: Option<String>,
     pub user_token: Option<String>,
     pub user_revoked: bool,
-    pub team: Option<String>,
 }
 
 impl Fake {
@@ -328,7 +312,11 @@ impl Fake {
 
     pub async fn start_with(flavour: Flavour, options: Options) -> Self {
         let client_id = format!("{}-client-{}", flavour.provider_id(), short_id());
-        let client_secret = format!("{}-client-secret-{}", flavour.provider_id(), Uuid::new_v4().simple());
+        let client_secret = format!(
+            "{}-client-secret-{}",
+            flavour.provider_id(),
+            Uuid::new_v4().simple()
+        );
         let account = match flavour {
             Flavour::Slack => "T123".to_owned(),
             Flavour::Notion => format!("notion-ws-{}", short_id()),
@@ -337,7 +325,9 @@ impl Fake {
             _ => String::new(),
         };
         let mut records = Records::default();
-        records.secrets.push(("client secret".to_owned(), client_secret.clone()));
+        records
+            .secrets
+            .push(("client secret".to_owned(), client_secret.clone()));
         let shared = Arc::new(Shared {
             flavour,
             options: options.clone(),
@@ -376,7 +366,9 @@ impl Fake {
             .expect("fake provider binds");
         let url = format!("http://{}", listener.local_addr().expect("bound address"));
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake provider serves");
+            axum::serve(listener, app)
+                .await
+                .expect("fake provider serves");
         });
         Self {
             flavour,
@@ -401,7 +393,11 @@ impl Fake {
             revoke_url: revoke.then(|| format!("{}/revoke", self.url)),
             issuer: self.options.issuer.clone(),
             scopes: custom.then(|| self.options.custom_scopes.clone()),
-            client_auth: if custom { self.options.client_auth } else { None },
+            client_auth: if custom {
+                self.options.client_auth
+            } else {
+                None
+            },
             pkce: custom.then_some(self.options.pkce),
         }
     }
@@ -415,7 +411,10 @@ impl Fake {
 
     /// The redirect URI the app must use for this flavour (with the default public URL).
     pub fn redirect_uri(&self) -> String {
-        format!("{PUBLIC_URL}/api/v1/oauth/{}/callback", self.flavour.platform_name())
+        format!(
+            "{PUBLIC_URL}/api/v1/oauth/{}/callback",
+            self.flavour.platform_name()
+        )
     }
 
     // --- knobs -------------------------------------------------------------------------------
@@ -460,9 +459,9 @@ impl Fake {
         self.knobs(|k| k.reject_exchanges = reject);
     }
 
-    /// Every refresh gets invalid_grant and revokes its grant, from now on.
-    pub fn refuse_refreshes(&self) {
-        self.knobs(|k| k.refuse_refreshes = true);
+    /// Every refresh gets invalid_grant and revokes its grant, until told otherwise.
+    pub fn refuse_refreshes(&self, refuse: bool) {
+        self.knobs(|k| k.refuse_refreshes = refuse);
     }
 
     /// Exchanges issue no refresh token (offline access not granted).
@@ -538,10 +537,6 @@ impl Fake {
         self.shared.lock().records.last_granted_scope.clone()
     }
 
-    pub fn last_granted_user_scope(&self) -> Option<String> {
-        self.shared.lock().records.last_granted_user_scope.clone()
-    }
-
     pub fn grants(&self) -> Vec<GrantView> {
         let inner = self.shared.lock();
         inner
@@ -553,7 +548,6 @@ impl Fake {
                 refresh_token: g.refresh.clone(),
                 user_token: g.user_access.clone(),
                 user_revoked: g.user_revoked,
-                team: g.team.clone(),
             })
             .collect()
     }
@@ -654,11 +648,19 @@ fn now_secs() -> u64 {
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(status, json!({"error": error, "error_description": description}))
+    json_response(
+        status,
+        json!({"error": error, "error_description": description}),
+    )
 }
 
 fn slack_error(error: &str) -> Response {
@@ -666,21 +668,21 @@ fn slack_error(error: &str) -> Response {
 }
 
 /// The state of the `/authorize` checks: the first problem found.
-fn check_authorize(
-    shared: &Shared,
-    q: &BTreeMap<String, String>,
-) -> Result<(), String> {
+fn check_authorize(shared: &Shared, q: &BTreeMap<String, String>) -> Result<(), String> {
     let flavour = shared.flavour;
     let get = |k: &str| q.get(k).map(String::as_str);
     if flavour == Flavour::Monday {
         // Monday's authorize URL does not need response_type; accept it when present.
-        if let Some(rt) = get("response_type") {
-            if rt != "code" {
-                return Err(format!("response_type must be code, got {rt:?}"));
-            }
+        if let Some(rt) = get("response_type")
+            && rt != "code"
+        {
+            return Err(format!("response_type must be code, got {rt:?}"));
         }
     } else if get("response_type") != Some("code") {
-        return Err(format!("response_type must be code, got {:?}", get("response_type")));
+        return Err(format!(
+            "response_type must be code, got {:?}",
+            get("response_type")
+        ));
     }
     if get("client_id") != Some(shared.client_id.as_str()) {
         return Err(format!("unknown client_id {:?}", get("client_id")));
@@ -717,7 +719,9 @@ fn check_authorize(
     match flavour {
         Flavour::Slack => {
             if scope.contains(' ') {
-                return Err(format!("Slack bot scopes are comma separated, got {scope:?}"));
+                return Err(format!(
+                    "Slack bot scopes are comma separated, got {scope:?}"
+                ));
             }
             let user_scope = get("user_scope").unwrap_or_default();
             if !user_scope.split(',').any(|s| s == "search:read") {
@@ -749,7 +753,9 @@ fn check_authorize(
         Flavour::Custom => {
             let want = shared.options.custom_scopes.join(" ");
             if scope != want {
-                return Err(format!("custom scope must be the configured {want:?}, got {scope:?}"));
+                return Err(format!(
+                    "custom scope must be the configured {want:?}, got {scope:?}"
+                ));
             }
         }
         _ => {
@@ -829,7 +835,11 @@ async fn authorize(
             pairs.append_pair("iss", iss);
         }
     }
-    (StatusCode::FOUND, [(header::LOCATION, location.to_string())]).into_response()
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, location.to_string())],
+    )
+        .into_response()
 }
 
 /// Form or JSON parameters of a token or revocation request, as strings.
@@ -1008,7 +1018,11 @@ fn token_locked(
         return if slack {
             slack_error("invalid_client_id")
         } else {
-            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed")
+            oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            )
         };
     }
     match grant_type.as_str() {
@@ -1022,7 +1036,11 @@ fn token_locked(
             if slack {
                 slack_error("invalid_grant_type")
             } else {
-                oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type")
+                oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    "unsupported grant_type",
+                )
             }
         }
     }
@@ -1053,7 +1071,11 @@ fn exchange(shared: &Shared, inner: &mut Inner, params: &HashMap<String, String>
             inner.grants[g].revoked = true;
             inner.grants[g].revoked_because = "its code was reused".to_owned();
         }
-        return reject(inner, Some("authorization code reused".to_owned()), "code already used");
+        return reject(
+            inner,
+            Some("authorization code reused".to_owned()),
+            "code already used",
+        );
     }
     inner.codes.get_mut(&code).expect("present").used = true;
     match params.get("redirect_uri") {
@@ -1129,7 +1151,6 @@ fn exchange(shared: &Shared, inner: &mut Inner, params: &HashMap<String, String>
         _ => record.scope.clone(),
     };
     inner.records.last_granted_scope = Some(granted_scope.clone());
-    inner.records.last_granted_user_scope = record.user_scope.clone();
 
     let body = match flavour {
         Flavour::Slack => {
@@ -1281,10 +1302,10 @@ fn collect_tokens(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
                 if let Value::String(s) = v {
                     if matches!(k.as_str(), "access_token" | "refresh_token" | "id_token") {
                         out.push((p.clone(), s.clone()));
-                        if k == "id_token" {
-                            if let Some(sig) = s.rsplit('.').next() {
-                                out.push((format!("{p} signature"), sig.to_owned()));
-                            }
+                        if k == "id_token"
+                            && let Some(sig) = s.rsplit('.').next()
+                        {
+                            out.push((format!("{p} signature"), sig.to_owned()));
                         }
                     }
                 } else {
@@ -1368,7 +1389,10 @@ fn refresh(shared: &Shared, inner: &mut Inner, params: &HashMap<String, String>)
     let prefix = flavour.token_prefix();
     let mut grant = inner.grants[index].clone();
     let body = if slack {
-        let access = mint(if user { "xoxe.xoxp-1" } else { "xoxe.xoxb-1" }, "refreshed");
+        let access = mint(
+            if user { "xoxe.xoxp-1" } else { "xoxe.xoxb-1" },
+            "refreshed",
+        );
         let new_refresh = mint("xoxe-1", if user { "user-refresh" } else { "bot-refresh" });
         if user {
             grant.used_user_refresh.insert(presented.clone());
@@ -1411,7 +1435,8 @@ fn refresh(shared: &Shared, inner: &mut Inner, params: &HashMap<String, String>)
                 body["workspace_id"] = json!(inner.knobs.account);
                 body["workspace_name"] = json!("Fake Notion Workspace");
                 body["bot_id"] = json!(format!("bot-{}", short_id()));
-                body["owner"] = json!({"type": "user", "user": {"object": "user", "id": "notion-user-1"}});
+                body["owner"] =
+                    json!({"type": "user", "user": {"object": "user", "id": "notion-user-1"}});
             }
             Flavour::Google => {
                 body["id_token"] = json!(id_token(json!({
@@ -1445,7 +1470,6 @@ async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     if let Some(status) = inner.knobs.revoke_status {
         inner.records.revocations.push(RevokeCall {
             revoked: Revoked::Unknown,
-            token_type_hint: None,
             status,
         });
         return oauth_error(
@@ -1467,23 +1491,30 @@ async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     };
     if let Err(problem) = check_client_auth(&shared, &headers, &params) {
         inner.records.problems.push(format!("/revoke: {problem}"));
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
     }
     let Some(token) = params.get("token").cloned() else {
         inner
             .records
             .problems
             .push("/revoke: token is missing".to_owned());
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is missing",
+        );
     };
     let hint = params.get("token_type_hint").cloned();
-    if let Some(h) = &hint {
-        if !matches!(h.as_str(), "access_token" | "refresh_token") {
-            inner
-                .records
-                .problems
-                .push(format!("/revoke: token_type_hint {h:?} is not an RFC 7009 value"));
-        }
+    if let Some(h) = &hint
+        && !matches!(h.as_str(), "access_token" | "refresh_token")
+    {
+        inner.records.problems.push(format!(
+            "/revoke: token_type_hint {h:?} is not an RFC 7009 value"
+        ));
     }
     let mut revoked = Revoked::Unknown;
     for g in &mut inner.grants {
@@ -1505,7 +1536,6 @@ async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     }
     inner.records.revocations.push(RevokeCall {
         revoked,
-        token_type_hint: hint,
         status: 200,
     });
     // RFC 7009: 200 whether or not the token was valid.
@@ -1560,7 +1590,6 @@ fn slack_revoke(shared: &Shared, inner: &mut Inner, headers: &HeaderMap) -> Resp
     }
     inner.records.revocations.push(RevokeCall {
         revoked: revoked.clone(),
-        token_type_hint: None,
         status: 200,
     });
     if revoked == Revoked::Unknown {

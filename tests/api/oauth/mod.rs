@@ -56,10 +56,6 @@ pub async fn rig_with(
     (app, fake)
 }
 
-pub async fn oauth(channel: Channel) -> OAuthServiceClient<Channel> {
-    OAuthServiceClient::new(channel)
-}
-
 pub async fn oauth_client(app: &TestApp) -> OAuthServiceClient<Channel> {
     OAuthServiceClient::new(app.channel().await)
 }
@@ -211,9 +207,7 @@ pub async fn callback_raw(app: &TestApp, path_and_query: &str) -> Landing {
         "the callback must always answer 303, got {status} for {path_and_query}: {body}"
     );
     assert_eq!(
-        headers
-            .get("referrer-policy")
-            .and_then(|v| v.to_str().ok()),
+        headers.get("referrer-policy").and_then(|v| v.to_str().ok()),
         Some("no-referrer"),
         "the callback must send Referrer-Policy: no-referrer"
     );
@@ -223,8 +217,8 @@ pub async fn callback_raw(app: &TestApp, path_and_query: &str) -> Landing {
         .expect("the callback sends a Location")
         .to_owned();
     let location = Url::parse(&raw).unwrap_or_else(|e| panic!("Location {raw:?}: {e}"));
-    let sent = Url::parse(&format!("http://callback.invalid{path_and_query}"))
-        .expect("a path and query");
+    let sent =
+        Url::parse(&format!("http://callback.invalid{path_and_query}")).expect("a path and query");
     for (name, value) in sent.query_pairs() {
         if matches!(name.as_ref(), "code" | "state") && value.len() >= 8 {
             assert!(
@@ -233,7 +227,13 @@ pub async fn callback_raw(app: &TestApp, path_and_query: &str) -> Landing {
             );
         }
     }
-    for forbidden in ["code", "state", "access_token", "refresh_token", "code_verifier"] {
+    for forbidden in [
+        "code",
+        "state",
+        "access_token",
+        "refresh_token",
+        "code_verifier",
+    ] {
         assert!(
             !query(&location).contains_key(forbidden),
             "the Location has a {forbidden} parameter: {raw}"
@@ -313,7 +313,6 @@ pub fn secs_from_now(ts: &prost_types::Timestamp) -> i64 {
 /// A second replica of `app`: same database, same JWT secret and keys, its own listeners.
 pub struct Replica {
     pub grpc_addr: SocketAddr,
-    pub http_addr: SocketAddr,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -324,12 +323,11 @@ pub async fn spawn_replica(app: &TestApp, tweak: impl FnOnce(&mut Config)) -> Re
     config.keyring = KeyRing::parse(&app.keys, None).expect("the first app's keys parse");
     tweak(&mut config);
     let replica = App::build(config).await.expect("the replica builds");
-    let (grpc_addr, http_addr) = (replica.grpc_addr(), replica.http_addr());
+    let grpc_addr = replica.grpc_addr();
     let shutdown = replica.shutdown_token();
     let handle = tokio::spawn(replica.run());
     Replica {
         grpc_addr,
-        http_addr,
         shutdown,
         handle: Some(handle),
     }
@@ -347,7 +345,9 @@ impl Replica {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(h) = self.handle.take() {
-            h.await.expect("replica task").expect("the replica ran cleanly");
+            h.await
+                .expect("replica task")
+                .expect("the replica ran cleanly");
         }
     }
 }

@@ -15,8 +15,8 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use super::{
-    Fake, Flavour, NO_HANG, Options, connect_ok, fast_refresh_loop, get, names, oauth_client,
-    rig, rig_with, secs_from_now, set, spawn_replica, status_of,
+    Fake, Flavour, NO_HANG, Options, connect_ok, fast_refresh_loop, get, names, oauth_client, rig,
+    rig_with, secs_from_now, set, spawn_replica, status_of,
 };
 use crate::helpers::{TestApp, authed, http, reason, spawn_app_with};
 
@@ -77,7 +77,10 @@ async fn refreshing_on_demand_over_grpc_rotates_the_refresh_token_and_returns_th
     fake.expires_in(None, Some(7_200));
 
     let first = refresh(&app, &connected.name).await.expect("refreshes");
-    let rotated = fake.grant(0).refresh_token.expect("a rotated refresh token");
+    let rotated = fake
+        .grant(0)
+        .refresh_token
+        .expect("a rotated refresh token");
     let second = refresh(&app, &connected.id).await.expect("refreshes again");
 
     assert_eq!(first.id, connected.id);
@@ -92,11 +95,41 @@ async fn refreshing_on_demand_over_grpc_rotates_the_refresh_token_and_returns_th
         names(&["access_token", "refresh_token"])
     );
     assert_eq!(status_of(&second), IntegrationStatus::Connected);
-    assert_eq!(fake.refreshes(), 2, "refresh means now, whatever the expiry");
+    assert_eq!(
+        fake.refreshes(),
+        2,
+        "refresh means now, whatever the expiry"
+    );
     assert_eq!(
         fake.refresh_tokens_presented(),
         vec![original, rotated],
         "the second refresh used the rotated refresh token"
+    );
+    fake.assert_clean();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refresh_requests_right_after_a_refresh_reuse_its_tokens_within_the_reuse_window() {
+    let (app, fake) = rig_with(Flavour::Zoom, Options::default(), |c| {
+        c.oauth.refresh_reuse_window = Duration::from_secs(30);
+    })
+    .await;
+    let connected = connect_ok(&app, &fake).await;
+
+    let first = refresh(&app, &connected.id).await.expect("refreshes");
+    let second = refresh(&app, &connected.id)
+        .await
+        .expect("answers from the fresh tokens");
+
+    assert_eq!(
+        fake.refreshes(),
+        1,
+        "a burst of 401-driven refreshes costs one provider call"
+    );
+    assert_eq!(
+        first.update_time, second.update_time,
+        "nothing changed the second time"
     );
     fake.assert_clean();
     app.stop().await;
@@ -176,7 +209,10 @@ async fn google_keeps_the_old_refresh_token_when_the_refresh_response_has_none()
     let first = refresh(&app, &connected.id).await.expect("refreshes");
     let second = refresh(&app, &connected.id).await.expect("refreshes again");
 
-    assert_eq!(fake.refresh_tokens_presented(), vec![original.clone(), original]);
+    assert_eq!(
+        fake.refresh_tokens_presented(),
+        vec![original.clone(), original]
+    );
     for i in [&first, &second] {
         assert_eq!(
             set(&i.credential_fields),
@@ -207,7 +243,12 @@ async fn slack_with_rotation_refreshes_and_keeps_refreshing() {
     for i in [&first, &second] {
         assert_eq!(
             set(&i.credential_fields),
-            names(&["access_token", "user_token", "refresh_token", "user_refresh_token"])
+            names(&[
+                "access_token",
+                "user_token",
+                "refresh_token",
+                "user_refresh_token"
+            ])
         );
         assert!(i.credential_expire_time.is_some());
     }
@@ -242,7 +283,7 @@ async fn a_background_refresh_that_gets_invalid_grant_marks_needs_reauth_once_an
     })
     .await;
     fake.expires_in(Some(60), None);
-    fake.refuse_refreshes();
+    fake.refuse_refreshes(true);
 
     let connected = connect_ok(&app, &fake).await;
     fake.wait_until("the loop tried to refresh", NO_HANG, |f| f.refreshes() >= 1)
@@ -259,7 +300,11 @@ async fn a_background_refresh_that_gets_invalid_grant_marks_needs_reauth_once_an
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    assert_eq!(fake.refreshes(), 1, "the loop stopped refreshing a dead grant");
+    assert_eq!(
+        fake.refreshes(),
+        1,
+        "the loop stopped refreshing a dead grant"
+    );
     fake.assert_clean();
     app.stop().await;
 }
@@ -284,6 +329,7 @@ async fn a_provider_outage_during_refresh_is_unavailable_and_leaves_the_integrat
     refresh(&app, &connected.id)
         .await
         .expect("refreshes once the provider is back");
+    assert_eq!(fake.refreshes(), 2);
     fake.assert_clean();
     app.stop().await;
 }
@@ -302,7 +348,11 @@ async fn a_provider_that_does_not_answer_in_time_is_unavailable_and_leaves_it_co
 
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(reason(&status), "PROVIDER_UNAVAILABLE");
-    assert!(began.elapsed() < Duration::from_secs(4), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        began.elapsed()
+    );
     let i = get(&app, &connected.id, &app.token(Role::Viewer)).await;
     assert_eq!(status_of(&i), IntegrationStatus::Connected);
     app.stop().await;
@@ -323,8 +373,18 @@ async fn slack_and_monday_have_nothing_to_refresh_and_never_expire() {
     for fake in [&slack, &monday] {
         let connected = connect_ok(&app, fake).await;
         let status = refresh(&app, &connected.id).await.unwrap_err();
-        assert_eq!(status.code(), Code::FailedPrecondition, "{:?}", fake.flavour);
-        assert_eq!(reason(&status), "REFRESH_NOT_SUPPORTED", "{:?}", fake.flavour);
+        assert_eq!(
+            status.code(),
+            Code::FailedPrecondition,
+            "{:?}",
+            fake.flavour
+        );
+        assert_eq!(
+            reason(&status),
+            "REFRESH_NOT_SUPPORTED",
+            "{:?}",
+            fake.flavour
+        );
         let response = http()
             .post(app.rest_url(&format!(
                 "/api/v1/oauth/{}/refresh?integration_id={}",
@@ -389,7 +449,6 @@ async fn the_background_loop_refreshes_a_token_about_to_expire_without_any_call(
     fake.expires_in(Some(60), Some(3_600));
 
     let connected = connect_ok(&app, &fake).await;
-    assert!(expires_in(&connected) <= 60);
     fake.wait_until("the loop refreshed", NO_HANG, |f| f.refreshes() >= 1)
         .await;
     wait_for_expiry_beyond(&app, &connected.id, 3_000, NO_HANG).await;
@@ -401,6 +460,11 @@ async fn the_background_loop_refreshes_a_token_about_to_expire_without_any_call(
     refresh(&app, &connected.id)
         .await
         .expect("the rotated token was stored");
+    assert_eq!(
+        fake.refreshes(),
+        2,
+        "the later refresh reached the provider"
+    );
     fake.assert_clean();
     app.stop().await;
 }
@@ -503,9 +567,10 @@ async fn a_grpc_caller_that_gives_up_mid_refresh_loses_no_rotated_token() {
     fake.expires_in(None, Some(7_200));
     fake.slow_token_endpoint(Duration::from_millis(500));
     let mut client = oauth_client(&app).await;
+    let token = app.token(Role::Admin);
 
     tokio::select! {
-        r = refresh_with(&mut client, &connected.id, &app.token(Role::Admin)) => {
+        r = refresh_with(&mut client, &connected.id, &token) => {
             panic!("the refresh finished before the slow provider answered: {r:?}")
         }
         () = fake.wait_until("the provider received the refresh", NO_HANG, |f| f.refreshes() == 1) => {}
@@ -554,7 +619,8 @@ async fn a_rest_caller_that_disconnects_mid_refresh_loses_no_rotated_token() {
 
 #[tokio::test]
 async fn a_grpc_deadline_shorter_than_the_provider_loses_no_rotated_token() {
-    let (app, fake) = rig(Flavour::Discord).await;
+    // Zoom's first token lasts an hour, so a stored 2-hour expiry proves the refresh landed.
+    let (app, fake) = rig(Flavour::Zoom).await;
     let connected = connect_ok(&app, &fake).await;
     fake.expires_in(None, Some(7_200));
     fake.slow_token_endpoint(Duration::from_millis(500));
@@ -579,9 +645,15 @@ async fn a_grpc_deadline_shorter_than_the_provider_loses_no_rotated_token() {
         wait_for_expiry_beyond(&app, &connected.id, 7_000, NO_HANG).await;
     }
     fake.slow_token_endpoint(Duration::ZERO);
+    let before = fake.refreshes();
     refresh(&app, &connected.id)
         .await
         .expect("a later refresh works");
+    assert_eq!(
+        fake.refreshes(),
+        before + 1,
+        "the later refresh reached the provider"
+    );
     fake.assert_clean();
     app.stop().await;
 }
@@ -633,6 +705,57 @@ async fn a_replica_that_dies_holding_the_refresh_lock_blocks_nobody_for_long() {
     refresh(&app, &connected.id)
         .await
         .expect("the rotated token was stored");
+    assert_eq!(
+        fake.refreshes(),
+        2,
+        "the later refresh reached the provider"
+    );
     fake.assert_clean();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refresh_names_the_bad_field_and_api_key_integrations_do_not_refresh() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.token(Role::Admin);
+
+    for name in ["", "not-an-id", "workspaces/x/integrations/y"] {
+        let status = refresh_with(&mut oauth_client(&app).await, name, &admin)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{name:?}");
+        assert_eq!(
+            crate::helpers::violated_fields(&status),
+            vec!["name"],
+            "{name:?}"
+        );
+    }
+    for query in ["", "?integration_id=", "?integration_id=nope"] {
+        let response = http()
+            .post(app.rest_url(&format!("/api/v1/oauth/zoom/refresh{query}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query:?}");
+        let body: Value = response.json().await.unwrap();
+        let fields: Vec<&str> = body["error"]["field_violations"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|f| f["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, vec!["integration_id"], "{query:?}: {body}");
+    }
+    let fireflies = app
+        .integrations()
+        .await
+        .connect_integration(authed(crate::helpers::fireflies("acct"), &admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .integration
+        .unwrap();
+    let status = refresh(&app, &fireflies.id).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "REFRESH_NOT_SUPPORTED");
     app.stop().await;
 }

@@ -9,8 +9,8 @@ use founderhouse_integrations::domain::Role;
 use founderhouse_integrations::proto::ListIntegrationsRequest;
 
 use super::{
-    FRONTEND_LANDING, Fake, Flavour, Options, at_provider, callback_raw, connect, connect_as,
-    follow_to_app, query, rig, rig_with, start, NO_HANG,
+    FRONTEND_LANDING, Fake, Flavour, NO_HANG, Options, at_provider, callback_raw, connect,
+    connect_as, follow_to_app, query, rig, rig_with, start,
 };
 use crate::helpers::{TestApp, authed};
 
@@ -55,6 +55,7 @@ async fn a_replayed_state_is_state_reused_and_the_token_endpoint_is_called_once(
     first.assert_success(Flavour::Zoom);
     replay.assert_error("state_reused", Flavour::Zoom);
     assert_eq!(fake.exchanges(), 1, "the replay never reached the provider");
+    assert_eq!(fake.token_calls(), 1);
     assert_eq!(integration_count(&app).await, 1);
     fake.assert_clean();
     app.stop().await;
@@ -65,8 +66,7 @@ async fn concurrent_replays_of_one_callback_connect_exactly_once() {
     let (app, fake) = rig(Flavour::Google).await;
     let redirect = consented(&app, &fake).await;
 
-    let landings =
-        futures::future::join_all((0..10).map(|_| follow_to_app(&app, &redirect))).await;
+    let landings = futures::future::join_all((0..10).map(|_| follow_to_app(&app, &redirect))).await;
 
     let successes = landings
         .iter()
@@ -370,5 +370,53 @@ async fn the_callback_answers_garbage_with_a_redirect_never_an_error_page() {
         assert_eq!(landing.base(), FRONTEND_LANDING, "{path_and_query}");
     }
     assert_eq!(fake.exchanges(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_or_expired_state_still_lands_on_its_return_to() {
+    let (app, fake) = rig_with(Flavour::Zoom, Options::default(), |c| {
+        c.oauth.state_ttl = Duration::from_secs(1);
+    })
+    .await;
+    let return_to = "http://localhost:3000/settings";
+    let token = app.token(Role::Member);
+    let used = start(&app, Flavour::Zoom, return_to, &token).await.unwrap();
+    let used = at_provider(&used.authorization_url).await;
+    let stale = start(&app, Flavour::Zoom, return_to, &token).await.unwrap();
+    let stale = at_provider(&stale.authorization_url).await;
+
+    follow_to_app(&app, &used)
+        .await
+        .assert_success(Flavour::Zoom);
+    let replay = follow_to_app(&app, &used).await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let expired = follow_to_app(&app, &stale).await;
+
+    assert_eq!(replay.base(), return_to);
+    replay.assert_error_anywhere("state_reused", Flavour::Zoom);
+    assert_eq!(expired.base(), return_to);
+    expired.assert_error_anywhere("state_expired", Flavour::Zoom);
+    assert_eq!(fake.exchanges(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_iss_is_ignored_when_no_issuer_is_configured_and_googles_own_is_accepted() {
+    let zoom = Fake::start(Flavour::Zoom).await;
+    let google = Fake::start(Flavour::Google).await;
+    let app = crate::helpers::spawn_app_with(|c| {
+        zoom.configure(c);
+        google.configure(c);
+    })
+    .await;
+    zoom.send_iss("https://whatever.example");
+    google.send_iss("https://accounts.google.com");
+
+    connect(&app, &zoom).await.assert_success(Flavour::Zoom);
+    connect(&app, &google).await.assert_success(Flavour::Google);
+
+    zoom.assert_clean();
+    google.assert_clean();
     app.stop().await;
 }
