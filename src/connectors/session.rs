@@ -107,6 +107,19 @@ impl Session {
         &self.scrub
     }
 
+    /// Authenticates this session's requests with `auth_of` instead of the platform's own
+    /// (Slack's search needs the user token, not the bot token). Kept for the 401 path too, so
+    /// renewed credentials are read the same way. Fails, before any request, when the
+    /// credentials lack what `auth_of` needs.
+    pub fn use_auth(
+        &mut self,
+        auth_of: fn(&Credentials) -> Result<Auth, Error>,
+    ) -> Result<(), Error> {
+        self.auth = auth_of(&self.creds)?;
+        self.auth_of = auth_of;
+        Ok(())
+    }
+
     /// The base URL plus `segments`, each percent-encoded as one path segment (a `/` in an id
     /// cannot add a segment; ids are also checked against `Format::Id` before).
     pub fn url(&self, segments: &[&str]) -> Url {

@@ -212,3 +212,54 @@ pub fn fireflies(account: &str) -> founderhouse_integrations::proto::ConnectInte
         provider_account_id: account.to_owned(),
     }
 }
+
+/// An OAuth integration as the callback would store it, written straight through the store
+/// (sealed with the app's keys): for connector tests that need an OAuth platform's tokens
+/// without running the browser flow. Returns the integration id.
+#[allow(dead_code)] // Until the OAuth-platform connector tests that use it land.
+pub async fn seed_oauth_integration(
+    app: &TestApp,
+    platform: founderhouse_integrations::domain::Platform,
+    account: &str,
+    tokens: &[(&str, &str)],
+    expires_in: Option<Duration>,
+) -> Uuid {
+    use founderhouse_integrations::domain::{IntegrationId, UserId, WorkspaceId};
+    use founderhouse_integrations::store;
+    let pool = app.pool().await;
+    let keyring = KeyRing::parse(&app.keys, None).expect("the app's keys parse");
+    let mut tx = pool.begin().await.expect("begin");
+    let workspace = WorkspaceId(app.workspace);
+    store::workspaces::ensure(&mut tx, workspace)
+        .await
+        .expect("workspace");
+    let expires_at = expires_in
+        .map(|d| chrono::Utc::now() + chrono::Duration::from_std(d).expect("small duration"));
+    let id = store::integrations::upsert_oauth(
+        &mut tx,
+        &store::integrations::NewIntegration {
+            id: IntegrationId::new(),
+            workspace_id: workspace,
+            platform,
+            display_name: platform.title(),
+            metadata: &Default::default(),
+            provider_account_id: account,
+            scopes: &[],
+            credential_expires_at: expires_at,
+            created_by: UserId(Uuid::new_v4()),
+        },
+        None,
+    )
+    .await
+    .expect("integration row");
+    let fields: std::collections::BTreeMap<&str, Secret<String>> = tokens
+        .iter()
+        .map(|(k, v)| (*k, Secret::new((*v).to_owned())))
+        .collect();
+    store::credentials::put(&mut tx, &keyring, id, &fields, expires_at)
+        .await
+        .expect("sealed tokens");
+    tx.commit().await.expect("commit");
+    pool.close().await;
+    id.0
+}
