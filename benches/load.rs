@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use founderhouse_integrations::api::auth::mint_token;
 use founderhouse_integrations::domain::Role;
+use founderhouse_integrations::proto::connector_service_client::ConnectorServiceClient;
 use founderhouse_integrations::proto::integration_service_client::IntegrationServiceClient;
 use founderhouse_integrations::proto::{
-    ConnectIntegrationRequest, GetIntegrationRequest, ListIntegrationsRequest, Platform,
+    ConnectIntegrationRequest, GetIntegrationRequest, InvokeRequest, ListIntegrationsRequest,
+    Platform,
 };
 use founderhouse_integrations::secrets::Secret;
 use prost::Message;
@@ -97,6 +99,8 @@ fn start_server(db_url: &str, secret: &str, data_dir: &str, provider: &str) -> S
             "FH_PROVIDER_GOOGLE_REVOKE_URL",
             format!("{provider}/revoke"),
         )
+        // Fireflies, for the connector scenario: the fake answers at once.
+        .env("FH_FIREFLIES_BASE_URL", format!("{provider}/graphql"))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -414,6 +418,40 @@ async fn main() {
                 Box::pin(async move { req.send().await.is_ok_and(|r| r.status().is_success()) })
             })
         }),
+        ("Invoke fireflies.list_transcripts (gRPC)", {
+            let (chans, token, ids) = (channels.clone(), token.clone(), ids.clone());
+            Box::new(move |w| {
+                let mut c = ConnectorServiceClient::new(chans[w % chans.len()].clone());
+                let req = authed(
+                    InvokeRequest {
+                        integration: ids[w % ids.len()].clone(),
+                        operation: "fireflies.list_transcripts".to_owned(),
+                        params: Some(prost_types::Struct {
+                            fields: [(
+                                "limit".to_owned(),
+                                prost_types::Value {
+                                    kind: Some(prost_types::value::Kind::NumberValue(10.0)),
+                                },
+                            )]
+                            .into(),
+                        }),
+                        page_token: String::new(),
+                    },
+                    &token,
+                );
+                Box::pin(async move { c.invoke(req).await.is_ok() })
+            })
+        }),
+        ("  the fake's own answer (HTTP/1.1, direct)", {
+            let http1 = http1.clone();
+            let url = format!("{}/graphql", fake.url);
+            Box::new(move |_| {
+                let req = http1
+                    .post(&url)
+                    .body(r#"{"query":"{ transcripts { id } }"}"#);
+                Box::pin(async move { req.send().await.is_ok_and(|r| r.status().is_success()) })
+            })
+        }),
     ];
 
     println!(
@@ -464,6 +502,18 @@ async fn main() {
             p50,
             p99,
             rps / ceiling * 100.0
+        );
+    }
+    let p50_of = |prefix: &str| {
+        scenarios
+            .iter()
+            .position(|(n, _)| n.starts_with(prefix))
+            .map(|i| median(results[i].iter().map(|r| r.p50_ms).collect()))
+    };
+    if let (Some(ours), Some(fake_own)) = (p50_of("Invoke fireflies"), p50_of("  the fake's own")) {
+        println!(
+            "  connector overhead per call (Invoke p50 - fake p50): {:.2} ms",
+            ours - fake_own
         );
     }
     oauth_scenarios(&o, &server, &fake, &token, &http1).await;
@@ -530,7 +580,16 @@ impl FakeProvider {
                     }
                 }),
             )
-            .route("/revoke", post(|| async { "" }));
+            .route("/revoke", post(|| async { "" }))
+            .route(
+                "/graphql",
+                post(|| async {
+                    let items: Vec<serde_json::Value> = (0..10)
+                        .map(|i| serde_json::json!({"id": format!("t{i}"), "title": "Weekly sync", "date": 1_700_000_000_000i64, "duration": 30.5}))
+                        .collect();
+                    axum::Json(serde_json::json!({"data": {"transcripts": items}}))
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake provider");

@@ -125,8 +125,15 @@ impl App {
         let mut policy = config.connectors.policy.clone();
         // A connector call must answer before the server's own request timeout cuts it off.
         policy.default_deadline = policy.default_deadline.min(config.limits.request_timeout);
+        // A provider answer larger than a gRPC message could not be sent back anyway.
+        policy.max_response_bytes = policy
+            .max_response_bytes
+            .min(config.limits.max_message_bytes);
         let operations = Operations::new(
-            Arc::new(Registry::new(config.connectors.base_urls.clone())),
+            Arc::new(
+                Registry::new(config.connectors.base_urls.clone())
+                    .allow_private_hosts(config.connectors.allow_private_hosts),
+            ),
             Arc::new(HttpCore::new(http, policy)),
             access,
         );

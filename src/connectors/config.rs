@@ -100,6 +100,15 @@ pub struct ConnectorSettings {
     /// Largest JSON answer read from a provider.
     #[arg(long, env = "FH_CONNECTOR_MAX_RESPONSE_BYTES", default_value_t = 10 * 1024 * 1024, global = true)]
     pub connector_max_response_bytes: usize,
+    /// Let credential-provided base URLs (ZeroDB) reach loopback and private networks, e.g. a
+    /// ZeroDB on the same host. Off by default: it would let members probe internal services.
+    #[arg(
+        long,
+        env = "FH_CONNECTOR_ALLOW_PRIVATE_HOSTS",
+        default_value_t = false,
+        global = true
+    )]
+    pub connector_allow_private_hosts: bool,
     /// Total time a recording download may stream.
     #[arg(long, env = "FH_CONNECTOR_DOWNLOAD_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
     pub connector_download_timeout: Duration,
@@ -156,6 +165,9 @@ pub fn parse_base(platform: Platform, raw: &str) -> anyhow::Result<Url> {
 pub struct ConnectorConfig {
     pub base_urls: BaseUrls,
     pub policy: HttpPolicy,
+    /// Whether base URLs taken from credentials (ZeroDB's) may point at loopback, private or
+    /// link-local addresses. Off: a member could otherwise read internal services through us.
+    pub allow_private_hosts: bool,
 }
 
 impl ConnectorSettings {
@@ -204,6 +216,7 @@ impl ConnectorSettings {
                 download_timeout: self.connector_download_timeout,
                 default_deadline: self.connector_deadline,
             },
+            allow_private_hosts: self.connector_allow_private_hosts,
         })
     }
 }

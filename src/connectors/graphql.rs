@@ -1,5 +1,6 @@
-//! GraphQL over the HTTP core (Fireflies now, Monday.com later). Queries are constants; every
-//! value travels in `variables`, never in the query text. A 200 with `errors[]` is an error.
+//! GraphQL over the HTTP core (Fireflies, Monday.com). Queries are constants; every value
+//! travels in `variables`, never in the query text. A 200 with `errors[]` (or Monday's
+//! `error_code` envelope) is an error.
 
 use http::{HeaderMap, Method, StatusCode};
 use reqwest::Url;
@@ -9,14 +10,17 @@ use super::Session;
 use super::http::{ProviderRequest, rate_limited, rejection};
 use crate::error::Error;
 
-/// How a GraphQL error reads as an HTTP status: `extensions.status` when the server says it,
-/// else from its code.
+/// How a GraphQL error reads as an HTTP status: `extensions.status` (or Monday's
+/// `extensions.status_code`) when the server says it is an error status, else from its code.
 fn status_of(error: &Value) -> StatusCode {
-    if let Some(s) = error
-        .pointer("/extensions/status")
-        .and_then(Value::as_u64)
-        .and_then(|s| u16::try_from(s).ok())
-        .and_then(|s| StatusCode::from_u16(s).ok())
+    // Monday puts `status_code: 200` on some application errors (ColumnValueException): only an
+    // error status says something.
+    if let Some(s) = ["/extensions/status", "/extensions/status_code"]
+        .iter()
+        .filter_map(|p| error.pointer(p).and_then(Value::as_u64))
+        .filter_map(|s| u16::try_from(s).ok())
+        .filter_map(|s| StatusCode::from_u16(s).ok())
+        .find(|s| s.is_client_error() || s.is_server_error())
     {
         return s;
     }
@@ -36,11 +40,78 @@ fn status_of(error: &Value) -> StatusCode {
         StatusCode::FORBIDDEN
     } else if code.contains("not_found") {
         StatusCode::NOT_FOUND
-    } else if code.contains("too_many") || code.contains("rate_limit") {
+    } else if code.contains("too_many")
+        || code.contains("rate_limit")
+        || code.contains("ratelimit")
+        || code.contains("complexity_budget")
+    {
         StatusCode::TOO_MANY_REQUESTS
     } else {
         StatusCode::BAD_REQUEST
     }
+}
+
+/// The first error of an answer, as a GraphQL error object. Besides `errors[]` of objects this
+/// reads Monday's other shapes: `errors` as a list of strings, and a top-level
+/// `error_code`/`error_message`/`status_code` envelope (complexity budget, legacy errors), which
+/// arrive as HTTP 200 and are errors all the same.
+fn first_error(answer: &Value) -> Option<Value> {
+    let envelope_code = answer.get("error_code").filter(|v| !v.is_null());
+    let envelope_message = answer.get("error_message").filter(|v| !v.is_null());
+    let envelope = || {
+        let mut extensions = serde_json::Map::new();
+        if let Some(code) = envelope_code {
+            extensions.insert("code".into(), code.clone());
+        }
+        for key in ["status_code", "error_data"] {
+            if let Some(v) = answer.get(key).filter(|v| !v.is_null()) {
+                extensions.insert(key.into(), v.clone());
+            }
+        }
+        extensions
+    };
+    match answer
+        .get("errors")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        Some(Value::Object(e)) => return Some(Value::Object(e.clone())),
+        Some(Value::String(message)) => {
+            return Some(json!({"message": message, "extensions": envelope()}));
+        }
+        Some(other) => return Some(json!({"message": other.to_string()})),
+        None => {}
+    }
+    if envelope_code.is_some() || envelope_message.is_some() {
+        let message = envelope_message.cloned().unwrap_or(Value::Null);
+        return Some(json!({"message": message, "extensions": envelope()}));
+    }
+    None
+}
+
+/// The wait a rate-limit error names: `retry_in_seconds` (Monday, in `extensions` or its
+/// `error_data`), else "reset in N seconds" in the message (Monday's complexity budget), else
+/// one second.
+fn wait_of(error: &Value) -> std::time::Duration {
+    let field = [
+        "/extensions/retry_in_seconds",
+        "/extensions/error_data/retry_in_seconds",
+    ]
+    .iter()
+    .find_map(|p| error.pointer(p).and_then(Value::as_f64));
+    let in_message = || {
+        let message = error.get("message").and_then(Value::as_str)?;
+        let lower = message.to_ascii_lowercase();
+        let rest = &lower[lower.find("reset in ")? + "reset in ".len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<f64>().ok()
+    };
+    field
+        .or_else(in_message)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        // A day is longer than any budget window; a bigger number is a broken answer.
+        .map(|s| std::time::Duration::from_secs_f64(s.min(86_400.0)))
+        .unwrap_or(std::time::Duration::from_secs(1))
 }
 
 /// Runs `query` with `variables` and returns its `data`. `idempotent` says whether the core may
@@ -56,12 +127,7 @@ pub async fn query(
     loop {
         let req = ProviderRequest::json(Method::POST, url.clone(), &body).idempotent(idempotent);
         let mut answer = session.json(req).await?;
-        let first_error = answer
-            .get("errors")
-            .and_then(Value::as_array)
-            .and_then(|e| e.first())
-            .cloned();
-        let Some(error) = first_error else {
+        let Some(error) = first_error(&answer) else {
             return match answer.get_mut("data").map(Value::take) {
                 Some(data) if !data.is_null() => Ok(data),
                 _ => Err(super::http::bad_answer(
@@ -76,10 +142,7 @@ pub async fn query(
             continue;
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(rate_limited(
-                session.platform(),
-                std::time::Duration::from_secs(1),
-            ));
+            return Err(rate_limited(session.platform(), wait_of(&error)));
         }
         let body = json!({"errors": [error]}).to_string();
         return Err(rejection(
@@ -184,6 +247,44 @@ mod tests {
         ));
         assert!(is_mutation("subscription { s }"));
         assert!(is_mutation("# comment\nmutation"));
+    }
+
+    #[test]
+    fn mondays_error_shapes_are_errors_with_their_status_and_wait() {
+        let legacy = json!({
+            "error_code": "ComplexityException",
+            "status_code": 429,
+            "error_message": "Complexity budget exhausted, query cost 30001 budget remaining 19986 out of 1000000 reset in 3 seconds",
+            "error_data": {},
+            "errors": ["Complexity budget exhausted, query cost 30001 budget remaining 19986 out of 1000000 reset in 3 seconds"],
+            "account_id": 1
+        });
+        let e = first_error(&legacy).unwrap();
+        assert_eq!(status_of(&e), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(wait_of(&e), std::time::Duration::from_secs(3));
+
+        let envelope = json!({"error_code": "InvalidBoardIdException", "status_code": 404,
+            "error_message": "Board not found", "error_data": {}});
+        let e = first_error(&envelope).unwrap();
+        assert_eq!(status_of(&e), StatusCode::NOT_FOUND);
+        assert_eq!(e["extensions"]["code"], "InvalidBoardIdException");
+
+        let current = json!({"errors": [{"message": "Complexity budget exhausted", "extensions": {
+            "code": "COMPLEXITY_BUDGET_EXHAUSTED", "retry_in_seconds": 60, "status_code": 429}}]});
+        let e = first_error(&current).unwrap();
+        assert_eq!(status_of(&e), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(wait_of(&e), std::time::Duration::from_secs(60));
+
+        assert_eq!(first_error(&json!({"data": {"me": {"id": "1"}}})), None);
+    }
+
+    #[test]
+    fn a_status_code_of_200_on_an_error_falls_back_to_its_code() {
+        let e = json!({"message": "invalid value", "extensions": {"code": "ColumnValueException", "status_code": 200}});
+        assert_eq!(status_of(&e), StatusCode::BAD_REQUEST);
+        let e = json!({"message": "no", "extensions": {"code": "UserUnauthorizedException", "status_code": 403}});
+        assert_eq!(status_of(&e), StatusCode::FORBIDDEN);
+        assert_eq!(wait_of(&e), std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -42,11 +42,20 @@ pub mod registry;
 pub mod schema;
 pub mod session;
 
+mod discord;
 mod fireflies;
+mod gmail;
 mod granola;
+mod loom;
+mod mail;
+mod monday;
+mod notion;
 mod otter;
+mod outlook;
+mod slack;
 mod zerodb;
 mod zerovoice;
+mod zoom;
 
 use std::future::Future;
 

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use reqwest::Url;
 
 use super::config::{BaseUrls, parse_base};
-use super::{Operation, PlatformDef, fireflies, granola, otter, zerodb, zerovoice};
+use super::{
+    Operation, PlatformDef, discord, fireflies, gmail, granola, loom, monday, notion, otter,
+    outlook, slack, zerodb, zerovoice, zoom,
+};
 use crate::domain::Platform;
 use crate::error::{Error, ErrorKind};
 use crate::service::credentials::Credentials;
@@ -17,6 +20,7 @@ pub struct Registry {
     /// Operation name -> (platform, index in its operations).
     by_name: HashMap<String, (Platform, usize)>,
     base_urls: BaseUrls,
+    allow_private_hosts: bool,
 }
 
 impl Registry {
@@ -25,6 +29,7 @@ impl Registry {
             platforms: BTreeMap::new(),
             by_name: HashMap::new(),
             base_urls,
+            allow_private_hosts: false,
         };
         for def in [
             fireflies::platform(),
@@ -32,6 +37,14 @@ impl Registry {
             zerovoice::platform(),
             granola::platform(),
             otter::platform(),
+            zoom::platform(),
+            slack::platform(),
+            discord::platform(),
+            loom::platform(),
+            monday::platform(),
+            gmail::platform(),
+            outlook::platform(),
+            notion::platform(),
         ] {
             registry.add(def);
         }
@@ -69,6 +82,12 @@ impl Registry {
             })
     }
 
+    /// Allows credential-provided base URLs on loopback and private networks.
+    pub fn allow_private_hosts(mut self, allow: bool) -> Self {
+        self.allow_private_hosts = allow;
+        self
+    }
+
     /// The platform's connector; Unimplemented for platforms whose connector is not built yet.
     pub fn platform(&self, platform: Platform) -> Result<&PlatformDef, Error> {
         self.platforms
@@ -82,13 +101,24 @@ impl Registry {
         if let Some(field) = def.base_url_field
             && let Some(raw) = creds.get(field)
         {
-            return parse_base(def.platform, raw).map_err(|_| {
+            let url = parse_base(def.platform, raw).map_err(|_| {
                 Error::new(
                     ErrorKind::FailedPrecondition,
                     "NEEDS_REAUTH",
                     format!("the integration's {field} is not a usable URL; reconnect it"),
                 )
-            });
+            })?;
+            if !self.allow_private_hosts && is_private_host(&url) {
+                return Err(Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "BASE_URL_NOT_ALLOWED",
+                    format!(
+                        "the integration's {field} points at a loopback or private address; \
+                         set FH_CONNECTOR_ALLOW_PRIVATE_HOSTS to allow it"
+                    ),
+                ));
+            }
+            return Ok(url);
         }
         self.base_urls.get(def.platform).cloned().ok_or_else(|| {
             Error::new(
@@ -104,10 +134,72 @@ impl Registry {
     }
 }
 
+/// Hosts a credential must not point us at: loopback, private, link-local, CGNAT, unspecified
+/// and unique-local addresses, and `localhost`. Names that resolve to such addresses are not
+/// caught here; the setting's doc says so.
+fn is_private_host(url: &Url) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    let v4 = |ip: Ipv4Addr| {
+        ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || (ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1]))
+    };
+    let Some(host) = url.host_str() else {
+        return true;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => v4(ip),
+        Ok(IpAddr::V6(ip)) => {
+            let seg0 = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (seg0 & 0xfe00) == 0xfc00
+                || (seg0 & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some_and(v4)
+        }
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::connectors::Prepared;
+
+    #[test]
+    fn credential_base_urls_on_private_networks_are_recognised() {
+        for bad in [
+            "http://127.0.0.1:9000",
+            "http://localhost",
+            "http://db.localhost",
+            "http://10.1.2.3",
+            "http://192.168.0.1",
+            "http://172.16.5.5",
+            "http://169.254.169.254",
+            "http://100.64.0.1",
+            "http://0.0.0.0",
+            "http://[::1]",
+            "http://[fd00::1]",
+            "http://[fe80::1]",
+            "http://[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_private_host(&Url::parse(bad).unwrap()), "{bad}");
+        }
+        for good in [
+            "https://zerodb.example.com",
+            "https://8.8.8.8",
+            "https://[2001:4860::8888]",
+        ] {
+            assert!(!is_private_host(&Url::parse(good).unwrap()), "{good}");
+        }
+    }
 
     fn registry() -> Registry {
         Registry::new(BaseUrls::default())
@@ -122,16 +214,39 @@ mod tests {
                 let sample = op.schema.sample(only_required);
                 match op.prepare(sample.clone()) {
                     Ok(_) => {}
-                    // A rule across fields (`Params::check`) may refuse the bare minimum; the
-                    // struct disagreeing with its schema is reported on `params` itself.
-                    Err(e)
-                        if only_required && e.violations().iter().all(|v| v.field != "params") => {}
+                    // A rule across fields (`Params::check`) may refuse the bare minimum, or a
+                    // sample setting fields that exclude each other (Discord's before/after);
+                    // the struct disagreeing with its schema is reported on `params` itself.
+                    Err(e) if e.violations().iter().all(|v| v.field != "params") => {}
                     Err(e) => panic!("{} refuses its own sample {sample:?}: {e:?}", op.name),
                 }
             }
             count += 1;
         }
-        assert_eq!(count, 37, "every operation of the API-key platforms");
+        // Per platform, so each connector's author keeps one line.
+        let expected = [
+            (Platform::Fireflies, 5),
+            (Platform::Granola, 9),
+            (Platform::Otter, 7),
+            (Platform::Zerodb, 7),
+            (Platform::Zerovoice, 9),
+            (Platform::Zoom, 7),
+            (Platform::Slack, 7),
+            (Platform::Discord, 7),
+            (Platform::Loom, 7),
+            (Platform::Gmail, 8),
+            (Platform::Monday, 8),
+            (Platform::Notion, 9),
+            (Platform::Outlook, 6),
+        ];
+        for (platform, n) in expected {
+            assert_eq!(r.operations(Some(platform)).count(), n, "{platform}");
+        }
+        let listed: usize = expected.iter().map(|(_, n)| n).sum();
+        assert_eq!(
+            count, listed,
+            "every platform's operations are counted above"
+        );
     }
 
     #[test]
@@ -182,10 +297,12 @@ mod tests {
     }
 
     #[test]
-    fn oauth_platforms_have_no_operations_yet_and_naming_one_is_not_found() {
+    fn a_platform_without_a_connector_has_no_operations_and_naming_one_is_not_found() {
         let r = registry();
-        assert_eq!(r.operations(Some(Platform::Slack)).count(), 0);
-        let err = r.operation("slack.send_message").err().map(|e| e.reason());
+        assert_eq!(r.operations(Some(Platform::Custom)).count(), 0);
+        let err = r.operation("custom.send_message").err().map(|e| e.reason());
         assert_eq!(err, Some("OPERATION_NOT_FOUND"));
+        let unbuilt = r.platform(Platform::Custom).err().map(|e| e.kind());
+        assert_eq!(unbuilt, Some(ErrorKind::Unimplemented));
     }
 }

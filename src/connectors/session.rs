@@ -98,6 +98,12 @@ impl Session {
         &self.base
     }
 
+    /// When the call must be answered; reads a handler does itself (a streamed body it
+    /// collects) end by it too.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// A credential field the platform cannot work without (NEEDS_REAUTH when missing).
     pub fn credential(&self, field: &str) -> Result<&str, Error> {
         self.creds.require(field)

@@ -76,7 +76,11 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
             refresh_reuse_window: Duration::ZERO,
             ..Default::default()
         },
-        connectors: Default::default(),
+        // The fakes live on loopback, which credential-provided base URLs may not reach by default.
+        connectors: founderhouse_integrations::connectors::ConnectorConfig {
+            allow_private_hosts: true,
+            ..Default::default()
+        },
     };
     (config, Secret::new(secret), keys)
 }
@@ -216,7 +220,6 @@ pub fn fireflies(account: &str) -> founderhouse_integrations::proto::ConnectInte
 /// An OAuth integration as the callback would store it, written straight through the store
 /// (sealed with the app's keys): for connector tests that need an OAuth platform's tokens
 /// without running the browser flow. Returns the integration id.
-#[allow(dead_code)] // Until the OAuth-platform connector tests that use it land.
 pub async fn seed_oauth_integration(
     app: &TestApp,
     platform: founderhouse_integrations::domain::Platform,

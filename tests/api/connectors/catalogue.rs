@@ -17,11 +17,26 @@ use super::{to_json, to_struct};
 use crate::helpers::{authed, reason, violated_fields};
 
 const EVERY_OPERATION: &[&str] = &[
+    "discord.get_channel_messages",
+    "discord.get_guild",
+    "discord.get_member",
+    "discord.list_guild_channels",
+    "discord.list_guild_members",
+    "discord.list_guilds",
+    "discord.send_message",
     "fireflies.get_summary",
     "fireflies.get_transcript",
     "fireflies.graphql_query",
     "fireflies.list_transcripts",
     "fireflies.search_transcripts",
+    "gmail.get_message",
+    "gmail.get_thread",
+    "gmail.list_labels",
+    "gmail.list_messages",
+    "gmail.list_threads",
+    "gmail.modify_labels",
+    "gmail.search_messages",
+    "gmail.send_message",
     "granola.create_metric",
     "granola.get_dashboard_metrics",
     "granola.get_insights",
@@ -31,6 +46,30 @@ const EVERY_OPERATION: &[&str] = &[
     "granola.get_trends",
     "granola.list_metrics",
     "granola.list_notes",
+    "loom.delete_video",
+    "loom.get_insights",
+    "loom.get_transcript",
+    "loom.get_video",
+    "loom.list_videos",
+    "loom.search_videos",
+    "loom.update_video",
+    "monday.create_item",
+    "monday.create_update",
+    "monday.get_board",
+    "monday.graphql_query",
+    "monday.list_boards",
+    "monday.list_items",
+    "monday.list_workspaces",
+    "monday.update_item",
+    "notion.append_blocks",
+    "notion.create_page",
+    "notion.get_database",
+    "notion.get_page",
+    "notion.get_page_content",
+    "notion.list_users",
+    "notion.query_database",
+    "notion.search",
+    "notion.update_page",
     "otter.delete_speech",
     "otter.get_speech",
     "otter.get_summary",
@@ -38,6 +77,19 @@ const EVERY_OPERATION: &[&str] = &[
     "otter.list_speeches",
     "otter.search_speeches",
     "otter.update_speech",
+    "outlook.create_calendar_event",
+    "outlook.get_message",
+    "outlook.list_calendar_events",
+    "outlook.list_messages",
+    "outlook.search_messages",
+    "outlook.send_email",
+    "slack.get_channel_history",
+    "slack.get_thread_replies",
+    "slack.get_user",
+    "slack.list_channels",
+    "slack.list_users",
+    "slack.search_messages",
+    "slack.send_message",
     "zerodb.create_collection",
     "zerodb.delete_embedding",
     "zerodb.get_collection_stats",
@@ -54,10 +106,17 @@ const EVERY_OPERATION: &[&str] = &[
     "zerovoice.list_recordings",
     "zerovoice.make_call",
     "zerovoice.send_sms",
+    "zoom.download_recording",
+    "zoom.get_meeting",
+    "zoom.get_meeting_participants",
+    "zoom.get_recording",
+    "zoom.get_transcript",
+    "zoom.list_meetings",
+    "zoom.list_recordings",
 ];
 
 #[tokio::test]
-async fn list_operations_names_every_operation_of_the_api_key_platforms_to_any_role() {
+async fn list_operations_names_every_operation_to_any_role() {
     let rig = rig().await;
 
     let ops = rig
@@ -120,11 +179,11 @@ async fn list_operations_of_one_platform_gives_descriptions_schemas_and_writes()
 async fn platforms_without_a_connector_list_nothing_and_their_operations_are_not_found() {
     let rig = rig().await;
 
-    let slack = rig
+    let custom = rig
         .client()
         .list_operations(authed(
             ListOperationsRequest {
-                platform: Platform::Slack as i32,
+                platform: Platform::Custom as i32,
             },
             &rig.app.token(Role::Member),
         ))
@@ -133,7 +192,10 @@ async fn platforms_without_a_connector_list_nothing_and_their_operations_are_not
         .into_inner()
         .operations;
     let err = rig
-        .invoke("slack.send_message", json!({"channel": "C1", "text": "hi"}))
+        .invoke(
+            "custom.send_message",
+            json!({"channel": "C1", "text": "hi"}),
+        )
         .await
         .unwrap_err();
     let unknown = rig
@@ -141,7 +203,7 @@ async fn platforms_without_a_connector_list_nothing_and_their_operations_are_not
         .await
         .unwrap_err();
 
-    assert!(slack.is_empty());
+    assert!(custom.is_empty());
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(reason(&err), "OPERATION_NOT_FOUND");
     assert_eq!(reason(&unknown), "OPERATION_NOT_FOUND");

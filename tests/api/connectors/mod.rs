@@ -3,16 +3,25 @@
 
 mod catalogue;
 mod core;
+mod discord;
 mod fake;
 mod fakes;
 mod fireflies;
+mod gmail;
 mod granola;
 mod leaks;
+mod loom;
+mod monday;
+mod notion;
 mod otter;
+mod outlook;
 mod proxy;
+mod seeded;
+mod slack;
 mod test_integration;
 mod zerodb;
 mod zerovoice;
+mod zoom;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -228,6 +237,11 @@ pub async fn connect(app: &TestApp, platform: Platform, credentials: &[(&str, St
         Platform::Granola => proto::Platform::Granola,
         Platform::Zerodb => proto::Platform::Zerodb,
         Platform::Zerovoice => proto::Platform::Zerovoice,
+        // Token connections of OAuth platforms that the credential specs allow.
+        Platform::Monday => proto::Platform::Monday,
+        Platform::Notion => proto::Platform::Notion,
+        Platform::Slack => proto::Platform::Slack,
+        Platform::Discord => proto::Platform::Discord,
         other => panic!("{other} does not connect with an API key"),
     };
     let req = ConnectIntegrationRequest {

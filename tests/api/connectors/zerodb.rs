@@ -248,3 +248,32 @@ async fn get_collection_stats_reads_the_collections_stats() {
     assert_eq!(rig.fake.last().path, "/v1/collections/faq/stats");
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn a_zerodb_base_url_on_a_private_network_is_refused_unless_allowed() {
+    let fake = zerodb::start().await;
+    let base = fake.url("/v1");
+    let rig = Rig::start_with(
+        fake,
+        Setup {
+            platform: Platform::Zerodb,
+            base_path: None,
+            credentials: vec![("api_key", KEY.to_owned()), ("base_url", base)],
+        },
+        |c| c.connectors.allow_private_hosts = false,
+    )
+    .await;
+
+    let err = rig
+        .invoke("zerodb.list_collections", json!({}))
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "BASE_URL_NOT_ALLOWED");
+    assert!(
+        rig.fake.requests().is_empty(),
+        "nothing reached the private host"
+    );
+    rig.stop().await;
+}

@@ -3,59 +3,18 @@
 //! searched for the client secret, codes, states, PKCE verifiers, access, refresh and id tokens.
 //! (nextest runs each test in its own process, so each installs its own capturing subscriber.)
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use base64::Engine as _;
 use founderhouse_integrations::domain::Role;
 use founderhouse_integrations::proto::{
     GetIntegrationRequest, RefreshIntegrationRequest, RevokeIntegrationRequest,
     StartAuthorizationRequest,
 };
-use tracing::Level;
-use tracing_subscriber::util::SubscriberInitExt;
 
 use super::{
     Fake, Flavour, Landing, Options, at_provider, callback_raw, follow_to_app, oauth_client,
 };
 use crate::helpers::{TestApp, authed, http, spawn_app_with};
-
-static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || Capture(writer.clone()))
-            .finish()
-            .try_init()
-            .expect("the only subscriber in this process: run under cargo nextest (one process per test)");
-        buffer
-    })
-    .clone()
-}
-
-fn logs() -> String {
-    let buffer = capture_logs();
-    let bytes = buffer.lock().expect("log buffer");
-    String::from_utf8_lossy(&bytes).into_owned()
-}
+use crate::leaks::{capture_logs, logs};
 
 /// Everything the client side saw, by where it saw it.
 #[derive(Default)]
