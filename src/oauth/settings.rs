@@ -58,6 +58,8 @@ pub struct OAuthSettings {
     /// the provider again: a burst of refresh requests (every caller that saw a 401) costs one
     /// provider call, even when some arrive after the first finished.
     pub refresh_reuse_window: Duration,
+    /// First retry of a revocation the provider could not take; later ones double (to 6 h).
+    pub revocation_retry_base: Duration,
 }
 
 impl Default for OAuthSettings {
@@ -69,6 +71,7 @@ impl Default for OAuthSettings {
             refresh_lock_timeout: Duration::from_secs(15),
             provider_timeout: Duration::from_secs(10),
             refresh_reuse_window: Duration::from_secs(2),
+            revocation_retry_base: Duration::from_secs(30),
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct Started {
 }
 
 /// Query parameters of the provider's redirect to our callback.
-#[derive(Default, serde::Deserialize)]
+#[derive(Default)]
 pub struct CallbackParams {
     pub code: Option<Secret<String>>,
     pub state: Option<Secret<String>>,
@@ -89,10 +89,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct OAuth {
     inner: Arc<Inner>,
-}
-
-fn provider_error(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Error {
-    Error::new(kind, reason, message)
 }
 
 impl OAuth {
@@ -669,7 +665,7 @@ impl OAuth {
         tx.rollback().await?;
         tracing::warn!(integration_id = %id, %platform, error = ?e, "token refresh failed");
         Err(match e {
-            OAuthError::Unavailable { .. } => provider_error(
+            OAuthError::Unavailable { .. } => Error::new(
                 ErrorKind::Unavailable,
                 "PROVIDER_UNAVAILABLE",
                 format!(
@@ -677,13 +673,13 @@ impl OAuth {
                     platform.title()
                 ),
             ),
-            OAuthError::Rejected { code } => provider_error(
+            OAuthError::Rejected { code } => Error::new(
                 ErrorKind::FailedPrecondition,
                 "PROVIDER_REJECTED",
                 format!("{} rejected the refresh", platform.title()),
             )
             .with_metadata("provider_code", code),
-            OAuthError::Malformed { why } => provider_error(
+            OAuthError::Malformed { why } => Error::new(
                 ErrorKind::Unavailable,
                 "PROVIDER_UNAVAILABLE",
                 format!("{}: {why}", platform.title()),
@@ -742,6 +738,7 @@ impl OAuth {
                 store::integrations::record_refresh_failure(&self.inner.db, id, backoff).await?;
             }
         }
+        self.retry_revocations().await?;
         store::oauth_states::delete_stale(&self.inner.db).await?;
         Ok(())
     }
@@ -773,22 +770,6 @@ impl OAuth {
                     .collect();
             }
         };
-        let timeout = self.inner.settings.provider_timeout;
-        let outcome = |token_type: &str, r: Revoked| match r {
-            Revoked::Yes => entry(token_type, true, "", format!("revoked at {title}")),
-            Revoked::Unavailable => entry(
-                token_type,
-                false,
-                "PROVIDER_UNAVAILABLE",
-                format!("{title} did not answer; the token was destroyed here"),
-            ),
-            Revoked::Rejected { code } => entry(
-                token_type,
-                false,
-                "PROVIDER_REJECTED",
-                format!("{title} refused the revocation ({code}); the token was destroyed here"),
-            ),
-        };
         match p.revocation {
             Revocation::Unsupported => creds
                 .keys()
@@ -812,10 +793,17 @@ impl OAuth {
                 if let Some(u) =
                     user.or_else(|| creds.get("access_token").filter(|_| bot.is_none()))
                 {
-                    out.push(outcome(
-                        "user_token",
-                        client::revoke_slack(&self.inner.http, p, timeout, u.expose()).await,
-                    ));
+                    out.push(
+                        self.revoke_token(
+                            integration,
+                            p,
+                            "user_token",
+                            Method::Slack,
+                            u,
+                            "access_token",
+                        )
+                        .await,
+                    );
                 }
                 if let Some(b) = bot {
                     let others = store::integrations::count_live_for_account(
@@ -826,7 +814,7 @@ impl OAuth {
                     )
                     .await;
                     match others {
-                        Ok(0) => out.push(outcome("bot_token", client::revoke_slack(&self.inner.http, p, timeout, b.expose()).await)),
+                        Ok(0) => out.push(self.revoke_token(integration, p, "bot_token", Method::Slack, b, "access_token").await),
                         Ok(n) => out.push(entry("bot_token", false, "SHARED_BOT_TOKEN", format!("the Slack bot token is shared with {n} other connection(s) of this Slack team; it stays valid until the last one disconnects"))),
                         Err(_) => out.push(entry("bot_token", false, "SHARED_BOT_TOKEN", "could not tell whether other connections share the bot token, so it was left valid".to_owned())),
                     }
@@ -841,11 +829,9 @@ impl OAuth {
                 let Some(token) = creds.get(field) else {
                     return Vec::new();
                 };
-                let result = outcome(
-                    field,
-                    client::revoke_rfc7009(&self.inner.http, p, timeout, token.expose(), hint)
-                        .await,
-                );
+                let result = self
+                    .revoke_token(integration, p, field, Method::Rfc7009, token, hint)
+                    .await;
                 // Revoking the grant invalidates its other tokens too.
                 let mut out = vec![result.clone()];
                 for other in creds.keys().filter(|f| f.as_str() != field) {
@@ -858,7 +844,184 @@ impl OAuth {
             }
         }
     }
+    /// Revokes one token; when the provider is unavailable, queues a sealed copy that the
+    /// refresh loop retries, and says so.
+    async fn revoke_token(
+        &self,
+        integration: &Integration,
+        p: &crate::oauth::Provider,
+        token_type: &'static str,
+        method: Method,
+        token: &Secret<String>,
+        hint: &'static str,
+    ) -> TokenRevocation {
+        let title = integration.platform.title();
+        let entry = |revoked: bool, reason: &str, message: String| TokenRevocation {
+            token_type: token_type.to_owned(),
+            revoked_upstream: revoked,
+            reason: reason.to_owned(),
+            message,
+        };
+        match self.call_revocation(p, method, token.expose(), hint).await {
+            Revoked::Yes => entry(true, "", format!("revoked at {title}")),
+            Revoked::Rejected { code } => entry(
+                false,
+                "PROVIDER_REJECTED",
+                format!("{title} refused the revocation ({code}); the token was destroyed here"),
+            ),
+            Revoked::Unavailable => {
+                let queued = self
+                    .queue_revocation(integration, p, method, token, hint)
+                    .await;
+                let later = match queued {
+                    Ok(()) => "; the revocation will be retried in the background",
+                    Err(e) => {
+                        tracing::warn!(integration_id = %integration.id, reason = e.reason(), "could not queue a revocation retry");
+                        ""
+                    }
+                };
+                entry(
+                    false,
+                    "PROVIDER_UNAVAILABLE",
+                    format!("{title} did not answer; the token was destroyed here{later}"),
+                )
+            }
+        }
+    }
+
+    async fn call_revocation(
+        &self,
+        p: &crate::oauth::Provider,
+        method: Method,
+        token: &str,
+        hint: &str,
+    ) -> Revoked {
+        let timeout = self.inner.settings.provider_timeout;
+        match method {
+            Method::Rfc7009 => {
+                client::revoke_rfc7009(&self.inner.http, p, timeout, token, hint).await
+            }
+            Method::Slack => client::revoke_slack(&self.inner.http, p, timeout, token).await,
+        }
+    }
+
+    async fn queue_revocation(
+        &self,
+        integration: &Integration,
+        p: &crate::oauth::Provider,
+        method: Method,
+        token: &Secret<String>,
+        hint: &str,
+    ) -> Result<(), Error> {
+        let id = Uuid::new_v4();
+        let sealed = self
+            .inner
+            .keyring
+            .seal(
+                &SealContext {
+                    integration_id: id,
+                    field: REVOCATION_FIELD,
+                },
+                token.expose().as_bytes(),
+            )
+            .map_err(Error::internal)?;
+        store::revocations::insert(
+            &self.inner.db,
+            &store::revocations::NewPending {
+                id,
+                integration: integration.id,
+                provider: p.id.as_str(),
+                method: method.as_str(),
+                hint,
+                token: &sealed,
+                first_retry_in: self.inner.settings.revocation_retry_base,
+            },
+        )
+        .await
+    }
+
+    /// Retries queued revocations that are due. Gives up (and forgets the token) after
+    /// `REVOCATION_MAX_ATTEMPTS`, about a day of backing off.
+    async fn retry_revocations(&self) -> Result<(), Error> {
+        let due = store::revocations::claim_due(&self.inner.db, CLAIM_LEASE, 20).await?;
+        for pending in due {
+            let provider = ProviderId::parse(&pending.provider)
+                .and_then(|id| self.inner.catalogue.get(id).ok());
+            let method = Method::parse(&pending.method);
+            let (Some(p), Some(method)) = (provider, method) else {
+                tracing::warn!(integration_id = %pending.integration_id, provider = %pending.provider, "dropping a queued revocation: its provider is no longer configured");
+                store::revocations::delete(&self.inner.db, pending.id).await?;
+                continue;
+            };
+            let token = pending.sealed().and_then(|sealed| {
+                self.inner
+                    .keyring
+                    .open_string(
+                        &SealContext {
+                            integration_id: pending.id,
+                            field: REVOCATION_FIELD,
+                        },
+                        &sealed,
+                    )
+                    .map_err(Error::internal)
+            })?;
+            match self
+                .call_revocation(p, method, token.expose(), &pending.token_type_hint)
+                .await
+            {
+                Revoked::Yes => {
+                    tracing::info!(integration_id = %pending.integration_id, provider = %pending.provider, "queued revocation done");
+                    store::revocations::delete(&self.inner.db, pending.id).await?;
+                }
+                Revoked::Rejected { code } => {
+                    tracing::warn!(integration_id = %pending.integration_id, provider = %pending.provider, code, "queued revocation refused");
+                    store::revocations::delete(&self.inner.db, pending.id).await?;
+                }
+                Revoked::Unavailable if pending.attempts + 1 >= REVOCATION_MAX_ATTEMPTS => {
+                    tracing::warn!(integration_id = %pending.integration_id, provider = %pending.provider, "giving up a queued revocation after repeated outages");
+                    store::revocations::delete(&self.inner.db, pending.id).await?;
+                }
+                Revoked::Unavailable => {
+                    let base = self.inner.settings.revocation_retry_base.as_secs_f64()
+                        * 2f64.powi(pending.attempts.clamp(0, 10));
+                    let wait = Duration::from_secs_f64(
+                        base.min(6.0 * 3600.0) * (0.5 + rand::random::<f64>() / 2.0),
+                    );
+                    store::revocations::retry_later(&self.inner.db, pending.id, wait).await?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
+
+/// How a queued revocation is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Rfc7009,
+    Slack,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Rfc7009 => "rfc7009",
+            Method::Slack => "slack",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "rfc7009" => Some(Method::Rfc7009),
+            "slack" => Some(Method::Slack),
+            _ => None,
+        }
+    }
+}
+
+/// AAD field of a token sealed for a revocation retry.
+const REVOCATION_FIELD: &str = "pending_revocation";
+const REVOCATION_MAX_ATTEMPTS: i32 = 12;
 
 fn expiry(expires_in: Option<u64>) -> Option<chrono::DateTime<Utc>> {
     expires_in.map(|s| Utc::now() + chrono::Duration::seconds(s.min(10 * 365 * 24 * 3600) as i64))

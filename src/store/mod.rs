@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod db;
 pub mod integrations;
 pub mod oauth_states;
+pub mod revocations;
 pub mod workspaces;
 
 pub use db::Database;

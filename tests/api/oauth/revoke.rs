@@ -359,6 +359,59 @@ async fn a_revocation_endpoint_answering_503_is_retried_then_reported_and_creden
 }
 
 #[tokio::test]
+async fn a_revocation_the_provider_could_not_take_is_retried_in_the_background_until_it_is() {
+    let (app, fake) = rig_with(Flavour::Zoom, Options::default(), |c| {
+        c.oauth.revocation_retry_base = Duration::from_millis(100);
+        c.oauth.refresh_interval = Duration::from_millis(100);
+    })
+    .await;
+    let connected = connect_ok(&app, &fake).await;
+    fake.fail_revocation(Some(503));
+    let revocations = revoke(&app, &connected.id).await.expect("revokes locally");
+    assert!(
+        revocations
+            .iter()
+            .all(|r| r.message.contains("retried in the background")),
+        "{revocations:?}"
+    );
+    let pool = app.pool().await;
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_revocations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1);
+
+    fake.fail_revocation(None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fake.grant(0).revoked {
+        assert!(
+            Instant::now() < deadline,
+            "the queued revocation never reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_revocations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the done revocation stayed queued"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_destroyed(&app, &fake, &connected.id).await;
+    fake.assert_clean();
+    pool.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_token_the_provider_no_longer_knows_counts_as_revoked() {
     let (app, fake) = rig(Flavour::Google).await;
     let connected = connect_ok(&app, &fake).await;
