@@ -9,7 +9,9 @@ use sqlx::PgPool;
 use chrono::Utc;
 
 use super::oauth_flow::OAuth;
-use crate::domain::{Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus};
+use crate::domain::{
+    Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus, WorkspaceId,
+};
 use crate::error::{Error, ErrorKind};
 use crate::secrets::{KeyRing, Secret};
 use crate::store;
@@ -83,28 +85,21 @@ impl CredentialAccess {
         self.oauth.as_ref().filter(|_| refreshable)
     }
 
-    async fn reread(&self, integration: &Integration) -> Result<Integration, Error> {
-        store::integrations::get(&self.db, integration.workspace_id, integration.id)
-            .await?
-            .ok_or_else(Error::integration_not_found)
-    }
-
     /// The integration (which must be the caller's) and its opened credentials, ready to use.
     pub async fn fresh(&self, caller: &Caller, id: IntegrationId) -> Result<Credentials, Error> {
-        let mut integration = store::integrations::get(&self.db, caller.workspace_id, id)
-            .await?
-            .ok_or_else(Error::integration_not_found)?;
-        let expiring = integration
+        let creds = self.load(caller.workspace_id, id).await?;
+        let expiring = creds
+            .integration
             .credential_expires_at
             .is_some_and(|t| t <= Utc::now() + EXPIRY_SKEW);
-        if expiring && let Some(oauth) = self.refresher(&integration) {
+        if expiring && let Some(oauth) = self.refresher(&creds.integration) {
             // Concurrent callers share one refresh (see OAuth::refresh), across replicas too.
             oauth
-                .refresh(integration.id, Some(integration.credential_version))
+                .refresh(id, Some(creds.integration.credential_version))
                 .await?;
-            integration = self.reread(&integration).await?;
+            return self.load(caller.workspace_id, id).await;
         }
-        self.open(integration).await
+        Ok(creds)
     }
 
     /// The provider rejected `stale` as unauthorized. OAuth tokens are refreshed once (or the
@@ -118,8 +113,9 @@ impl CredentialAccess {
                     Some(stale.integration.credential_version),
                 )
                 .await?;
-            let integration = self.reread(&stale.integration).await?;
-            return self.open(integration).await;
+            return self
+                .load(stale.integration.workspace_id, stale.integration.id)
+                .await;
         }
         Err(Error::new(
             ErrorKind::FailedPrecondition,
@@ -131,7 +127,12 @@ impl CredentialAccess {
         ))
     }
 
-    async fn open(&self, integration: Integration) -> Result<Credentials, Error> {
+    /// The integration and its opened credentials, in one query.
+    async fn load(&self, workspace: WorkspaceId, id: IntegrationId) -> Result<Credentials, Error> {
+        let (integration, fields) =
+            store::integrations::get_opened(&self.db, &self.keyring, workspace, id)
+                .await?
+                .ok_or_else(Error::integration_not_found)?;
         if integration.status == IntegrationStatus::Revoked {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
@@ -139,7 +140,6 @@ impl CredentialAccess {
                 "the integration was disconnected",
             ));
         }
-        let fields = store::credentials::open_all(&self.db, &self.keyring, integration.id).await?;
         Ok(Credentials {
             integration,
             fields,

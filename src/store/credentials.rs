@@ -92,6 +92,43 @@ impl SealedRow {
     }
 }
 
+/// Opened credential fields by name.
+pub type Opened = BTreeMap<String, Secret<String>>;
+
+/// The credential columns of a LEFT JOIN: absent for an integration without credentials.
+#[derive(sqlx::FromRow)]
+pub struct MaybeSealed {
+    c_field: Option<String>,
+    c_key_id: Option<String>,
+    c_nonce: Option<Vec<u8>>,
+    c_ciphertext: Option<Vec<u8>>,
+}
+
+impl MaybeSealed {
+    /// Opens the field, if the row has one, into `out`.
+    pub fn open_into(
+        self,
+        integration: IntegrationId,
+        keyring: &KeyRing,
+        out: &mut Opened,
+    ) -> Result<(), Error> {
+        if let (Some(field), Some(key_id), Some(nonce), Some(ciphertext)) =
+            (self.c_field, self.c_key_id, self.c_nonce, self.c_ciphertext)
+        {
+            let row = SealedRow {
+                integration_id: integration.0,
+                field,
+                key_id,
+                nonce,
+                ciphertext,
+            };
+            let value = row.open(keyring)?;
+            out.insert(row.field, value);
+        }
+        Ok(())
+    }
+}
+
 /// Opens every credential field of an integration.
 pub async fn open_all(
     exec: impl PgExecutor<'_>,

@@ -12,15 +12,18 @@ use crate::error::{Error, ErrorKind};
 /// The unique index behind "one connection per workspace + platform + provider account".
 const ACCOUNT_KEY: &str = "integrations_workspace_platform_account_key";
 
+macro_rules! columns {
+    () => {
+        "i.id, i.workspace_id, i.platform, i.status, i.status_reason, i.display_name, \
+         i.metadata, i.provider_account_id, i.scopes, i.health_state, i.credential_expires_at, \
+         i.last_check_at, i.created_at, i.updated_at, i.credential_fields, i.connection_type, \
+         i.credential_version"
+    };
+}
+
 macro_rules! select {
     ($($tail:literal)*) => {
-        concat!(
-            "SELECT i.id, i.workspace_id, i.platform, i.status, i.status_reason, i.display_name, \
-             i.metadata, i.provider_account_id, i.scopes, i.health_state, i.credential_expires_at, \
-             i.last_check_at, i.created_at, i.updated_at, i.credential_fields, i.connection_type, i.credential_version \
-             FROM integrations i ",
-            $($tail),*
-        )
+        concat!("SELECT ", columns!(), " FROM integrations i ", $($tail),*)
     };
 }
 
@@ -77,6 +80,46 @@ impl TryFrom<Row> for Integration {
             updated_at: r.updated_at,
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct RowWithSealed {
+    #[sqlx(flatten)]
+    row: Row,
+    #[sqlx(flatten)]
+    sealed: super::credentials::MaybeSealed,
+}
+
+/// An integration of the workspace with its credentials opened, in one round trip: the hot
+/// path of every connector call.
+pub async fn get_opened(
+    exec: impl PgExecutor<'_>,
+    keyring: &crate::secrets::KeyRing,
+    workspace: WorkspaceId,
+    id: IntegrationId,
+) -> Result<Option<(Integration, super::credentials::Opened)>, Error> {
+    let rows: Vec<RowWithSealed> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        ", c.field AS c_field, c.key_id AS c_key_id, c.nonce AS c_nonce, \
+         c.ciphertext AS c_ciphertext \
+         FROM integrations i LEFT JOIN credentials c ON c.integration_id = i.id \
+         WHERE i.workspace_id = $1 AND i.id = $2"
+    ))
+    .bind(workspace.0)
+    .bind(id.0)
+    .fetch_all(exec)
+    .await?;
+    let mut rows = rows.into_iter();
+    let Some(first) = rows.next() else {
+        return Ok(None);
+    };
+    let mut opened = super::credentials::Opened::new();
+    first.sealed.open_into(id, keyring, &mut opened)?;
+    for r in rows {
+        r.sealed.open_into(id, keyring, &mut opened)?;
+    }
+    Ok(Some((Integration::try_from(first.row)?, opened)))
 }
 
 /// What a new integration row holds.
