@@ -492,8 +492,7 @@ impl OAuth {
                 ),
             ));
         }
-        let version = store::integrations::credential_version(&self.inner.db, id).await?;
-        self.refresh(id, Some(version)).await?;
+        self.refresh(id, Some(current.credential_version)).await?;
         store::integrations::get(&self.inner.db, caller.workspace_id, id)
             .await?
             .ok_or_else(Error::integration_not_found)

@@ -324,18 +324,6 @@ pub async fn lock_for_refresh(
     })
 }
 
-pub async fn credential_version(
-    exec: impl PgExecutor<'_>,
-    id: IntegrationId,
-) -> Result<i64, Error> {
-    let v: Option<i64> =
-        sqlx::query_scalar("SELECT credential_version FROM integrations WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(exec)
-            .await?;
-    v.ok_or_else(Error::integration_not_found)
-}
-
 /// New tokens are stored: bump the version, clear failures, record the expiry (None when the
 /// provider gave none) and the granted scopes when the provider restated them.
 pub async fn record_refresh(
