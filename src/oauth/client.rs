@@ -161,6 +161,29 @@ pub fn parse_tokens(flavor: Flavor, v: &Value) -> Result<TokenSet, OAuthError> {
     Ok(t)
 }
 
+/// A POST to one of the provider's endpoints with its client authentication: HTTP Basic, or
+/// the client id and secret added to `params` for the body.
+fn client_post(
+    http: &reqwest::Client,
+    p: &Provider,
+    url: reqwest::Url,
+    timeout: Duration,
+    params: &mut Vec<(&'static str, String)>,
+) -> reqwest::RequestBuilder {
+    let req = http
+        .post(url)
+        .timeout(timeout)
+        .header(reqwest::header::ACCEPT, "application/json");
+    match p.client_auth {
+        ClientAuth::Basic => req.basic_auth(&p.client_id, Some(p.client_secret.expose())),
+        ClientAuth::Post => {
+            params.push(("client_id", p.client_id.clone()));
+            params.push(("client_secret", p.client_secret.expose().clone()));
+            req
+        }
+    }
+}
+
 /// Sends one token-endpoint request with the provider's client authentication and body format,
 /// and returns the JSON body of a success.
 async fn token_request(
@@ -169,17 +192,7 @@ async fn token_request(
     timeout: Duration,
     mut params: Vec<(&'static str, String)>,
 ) -> Result<Value, OAuthError> {
-    let mut req = http
-        .post(p.token_url.clone())
-        .timeout(timeout)
-        .header(reqwest::header::ACCEPT, "application/json");
-    match p.client_auth {
-        ClientAuth::Basic => req = req.basic_auth(&p.client_id, Some(p.client_secret.expose())),
-        ClientAuth::Post => {
-            params.push(("client_id", p.client_id.clone()));
-            params.push(("client_secret", p.client_secret.expose().clone()));
-        }
-    }
+    let mut req = client_post(http, p, p.token_url.clone(), timeout, &mut params);
     req = if p.json_body {
         let body: Map<String, Value> = params
             .into_iter()
@@ -330,17 +343,7 @@ pub async fn revoke_rfc7009(
             ("token", token.to_owned()),
             ("token_type_hint", hint.to_owned()),
         ];
-        let mut req = http
-            .post(url.clone())
-            .timeout(timeout)
-            .header(reqwest::header::ACCEPT, "application/json");
-        match p.client_auth {
-            ClientAuth::Basic => req = req.basic_auth(&p.client_id, Some(p.client_secret.expose())),
-            ClientAuth::Post => {
-                params.push(("client_id", p.client_id.clone()));
-                params.push(("client_secret", p.client_secret.expose().clone()));
-            }
-        }
+        let mut req = client_post(http, p, url.clone(), timeout, &mut params);
         req = if p.json_body {
             req.json(&serde_json::json!({"token": token}))
         } else {
