@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use founderhouse_integrations::api::auth::mint_token;
 use founderhouse_integrations::domain::Role;
+use founderhouse_integrations::domain::Secret;
 use founderhouse_integrations::proto::connector_service_client::ConnectorServiceClient;
 use founderhouse_integrations::proto::integration_service_client::IntegrationServiceClient;
 use founderhouse_integrations::proto::{
     ConnectIntegrationRequest, GetIntegrationRequest, InvokeRequest, ListIntegrationsRequest,
     Platform,
 };
-use founderhouse_integrations::secrets::Secret;
 use prost::Message;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;

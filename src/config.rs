@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
-use crate::secrets::{KeyRing, Secret};
+use crate::domain::Secret;
+use crate::secrets::KeyRing;
 use crate::store::db::PoolSettings;
 
 #[derive(Parser, Debug)]

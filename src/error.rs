@@ -23,6 +23,104 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// Why a request failed, as clients switch on it: `google.rpc.ErrorInfo.reason`, the REST
+/// error's `reason`, a revocation's or a connection test's `reason`. A public contract: add
+/// variants freely, never rename one. The README's list is checked against `Reason::ALL`.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident => $text:literal,)+) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)+];
+
+            /// The UPPER_SNAKE name on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $text,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Reason> {
+                match s {
+                    $($text => Some(Reason::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// bad input; the field violations name the fields
+    InvalidArgument => "INVALID_ARGUMENT",
+    /// no, or an unusable, bearer token
+    Unauthenticated => "UNAUTHENTICATED",
+    /// the caller's role may not do this
+    PermissionDenied => "PERMISSION_DENIED",
+    /// no such integration in the caller's workspace
+    IntegrationNotFound => "INTEGRATION_NOT_FOUND",
+    /// the workspace already has a live connection of that account
+    IntegrationAlreadyExists => "INTEGRATION_ALREADY_EXISTS",
+    /// the integration was disconnected
+    IntegrationRevoked => "INTEGRATION_REVOKED",
+    /// no operation of that name
+    OperationNotFound => "OPERATION_NOT_FOUND",
+    /// no REST endpoint at that path
+    RouteNotFound => "ROUTE_NOT_FOUND",
+    /// a capability this version does not have
+    NotImplemented => "NOT_IMPLEMENTED",
+    /// the database cannot be reached; retry later
+    DatabaseUnavailable => "DATABASE_UNAVAILABLE",
+    /// the identity provider's keys cannot be fetched
+    JwksUnavailable => "JWKS_UNAVAILABLE",
+    /// a bug or a broken invariant; the cause is logged, never shown
+    Internal => "INTERNAL",
+    /// the operator has not configured this provider (client credentials, base URL)
+    ProviderNotConfigured => "PROVIDER_NOT_CONFIGURED",
+    /// the provider rejected the credentials, or they are unusable; reconnect
+    NeedsReauth => "NEEDS_REAUTH",
+    /// the grant lacks a scope (or a refresh token) the call needs
+    ScopeMissing => "SCOPE_MISSING",
+    /// the provider revoked the grant (`invalid_grant`); reconnect
+    RefreshTokenRevoked => "REFRESH_TOKEN_REVOKED",
+    /// these credentials do not refresh
+    RefreshNotSupported => "REFRESH_NOT_SUPPORTED",
+    /// another replica holds the refresh too long; retry
+    RefreshInProgress => "REFRESH_IN_PROGRESS",
+    /// a credential's base URL points at a non-public address
+    BaseUrlNotAllowed => "BASE_URL_NOT_ALLOWED",
+    /// the provider refused the request; `provider_code` says why
+    ProviderRejected => "PROVIDER_REJECTED",
+    /// the provider failed (5xx, network); retry later
+    ProviderUnavailable => "PROVIDER_UNAVAILABLE",
+    /// the provider did not answer within the deadline
+    ProviderTimeout => "PROVIDER_TIMEOUT",
+    /// the provider's rate limit; RetryInfo says when to retry
+    ProviderRateLimited => "PROVIDER_RATE_LIMITED",
+    /// the provider failed repeatedly; calls pause for a cool-down
+    CircuitOpen => "CIRCUIT_OPEN",
+    /// the provider's answer is over the size limit
+    ProviderResponseTooLarge => "PROVIDER_RESPONSE_TOO_LARGE",
+    /// the provider's answer could not be understood
+    ProviderBadResponse => "PROVIDER_BAD_RESPONSE",
+    /// the meeting has no transcript
+    TranscriptNotFound => "TRANSCRIPT_NOT_FOUND",
+    /// the provider cannot revoke tokens; destroyed here only
+    ProviderHasNoRevocation => "PROVIDER_HAS_NO_REVOCATION",
+    /// the Slack bot token is still used by another connection of the team
+    SharedBotToken => "SHARED_BOT_TOKEN",
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One bad field of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -45,7 +143,7 @@ impl FieldViolation {
 /// Messages must never contain secrets; constructors take static text or field names.
 pub struct Error {
     kind: ErrorKind,
-    reason: &'static str,
+    reason: Reason,
     message: String,
     violations: Vec<FieldViolation>,
     retry_after: Option<Duration>,
@@ -54,7 +152,7 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             kind,
             reason,
@@ -83,22 +181,26 @@ impl Error {
         };
         Self {
             violations,
-            ..Self::new(ErrorKind::InvalidArgument, "INVALID_ARGUMENT", message)
+            ..Self::new(ErrorKind::InvalidArgument, Reason::InvalidArgument, message)
         }
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Unauthenticated, "UNAUTHENTICATED", message)
+        Self::new(ErrorKind::Unauthenticated, Reason::Unauthenticated, message)
     }
 
     pub fn permission_denied(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::PermissionDenied, "PERMISSION_DENIED", message)
+        Self::new(
+            ErrorKind::PermissionDenied,
+            Reason::PermissionDenied,
+            message,
+        )
     }
 
     pub fn integration_not_found() -> Self {
         Self::new(
             ErrorKind::NotFound,
-            "INTEGRATION_NOT_FOUND",
+            Reason::IntegrationNotFound,
             "integration not found",
         )
     }
@@ -106,7 +208,7 @@ impl Error {
     pub fn unimplemented(capability: &str) -> Self {
         Self::new(
             ErrorKind::Unimplemented,
-            "NOT_IMPLEMENTED",
+            Reason::NotImplemented,
             format!("{capability} is not available in this version"),
         )
     }
@@ -114,7 +216,7 @@ impl Error {
     pub fn database_unavailable() -> Self {
         Self::new(
             ErrorKind::Unavailable,
-            "DATABASE_UNAVAILABLE",
+            Reason::DatabaseUnavailable,
             "database unavailable, retry later",
         )
     }
@@ -124,7 +226,7 @@ impl Error {
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self {
             cause: Some(cause.into()),
-            ..Self::new(ErrorKind::Internal, "INTERNAL", "internal error")
+            ..Self::new(ErrorKind::Internal, Reason::Internal, "internal error")
         }
     }
 
@@ -147,7 +249,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         self.reason
     }
     pub fn message(&self) -> &str {

@@ -4,6 +4,8 @@
 pub mod api;
 /// Composition root: builds every part from a `Config` and runs it until shutdown.
 pub mod app;
+/// Size-limited reading of outbound HTTP answers.
+pub mod body;
 /// Typed settings from flags and `FH_*` environment variables.
 pub mod config;
 /// The HTTP core, the operation framework and one connector per platform.

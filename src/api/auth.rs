@@ -16,9 +16,9 @@ use tower::{Layer, Service};
 use uuid::Uuid;
 
 use super::reject::{RejectBody, Transport};
+use crate::domain::Secret;
 use crate::domain::{Caller, RequestId, Role, UserId, WorkspaceId};
-use crate::error::Error;
-use crate::secrets::Secret;
+use crate::error::{Error, Reason};
 
 /// Claims we issue and accept.
 #[derive(Debug, Serialize, Deserialize)]
@@ -106,7 +106,7 @@ impl KeyCache {
 fn jwks_unavailable() -> Error {
     Error::new(
         crate::error::ErrorKind::Unavailable,
-        "JWKS_UNAVAILABLE",
+        Reason::JwksUnavailable,
         "cannot fetch signing keys",
     )
 }

@@ -39,12 +39,14 @@ pub fn codes(kind: ErrorKind) -> (Code, StatusCode) {
 fn log(err: &Error, rid: &RequestId) {
     match (err.kind(), err.cause()) {
         (ErrorKind::Internal, cause) => {
-            tracing::error!(request_id = %rid, reason = err.reason(), cause = ?cause.map(|c| format!("{c:#}")), "internal error")
+            tracing::error!(request_id = %rid, reason = err.reason().as_str(), cause = ?cause.map(|c| format!("{c:#}")), "internal error")
         }
         (_, Some(cause)) => {
-            tracing::warn!(request_id = %rid, reason = err.reason(), cause = %format!("{cause:#}"), "{}", err.message())
+            tracing::warn!(request_id = %rid, reason = err.reason().as_str(), cause = %format!("{cause:#}"), "{}", err.message())
         }
-        (_, None) => tracing::debug!(request_id = %rid, reason = err.reason(), "{}", err.message()),
+        (_, None) => {
+            tracing::debug!(request_id = %rid, reason = err.reason().as_str(), "{}", err.message())
+        }
     }
 }
 
@@ -66,7 +68,7 @@ pub fn to_status(err: &Error, rid: &RequestId) -> tonic::Status {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
-    details.set_error_info(err.reason(), ERROR_DOMAIN, metadata);
+    details.set_error_info(err.reason().as_str(), ERROR_DOMAIN, metadata);
     for v in err.violations() {
         details.add_bad_request_violation(v.field.clone(), v.description.clone());
     }
@@ -110,7 +112,7 @@ pub fn to_json(err: &Error, rid: &RequestId) -> http::Response<bytes::Bytes> {
         "error": {
             "code": http.as_u16(),
             "status": code_name(code),
-            "reason": err.reason(),
+            "reason": err.reason().as_str(),
             "message": message,
             "domain": ERROR_DOMAIN,
             "metadata": metadata,

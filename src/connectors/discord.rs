@@ -13,9 +13,9 @@ use serde_json::{Map, Value, json};
 use super::http::{ProviderRequest, bad_answer};
 use super::schema::{Pattern, Ty};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 /// Discord's limit on a message's content.
 const MAX_CONTENT: usize = 2000;

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use super::graphql::{self, is_mutation};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, next_offset};
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 /// Fireflies' own maximum for `transcripts(limit:)`.
 const MAX_LIMIT: i64 = 50;

@@ -20,9 +20,9 @@ use super::http::{ProviderRequest, bad_answer, rate_limited, rejection, wait_hin
 use super::mail::{EMAIL, breaks_header};
 use super::schema::{Format, Ty};
 use super::{Auth, Cursor, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 /// Gmail's maximum `maxResults` for messages and threads.
 const MAX_RESULTS: i64 = 500;

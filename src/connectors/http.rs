@@ -28,7 +28,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use rand::Rng;
@@ -36,9 +36,10 @@ use reqwest::Url;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::body::{ReadError, read_limited};
 use crate::domain::Platform;
-use crate::error::{Error, ErrorKind};
-use crate::secrets::Secret;
+use crate::domain::Secret;
+use crate::error::{Error, ErrorKind, Reason};
 
 /// Error bodies of retryable answers are read only this far, for wait hints.
 const HINT_BODY_LIMIT: usize = 64 * 1024;
@@ -114,7 +115,7 @@ impl Auth {
         let mut header = HeaderValue::from_str(value.expose()).map_err(|_| {
             Error::new(
                 ErrorKind::FailedPrecondition,
-                "NEEDS_REAUTH",
+                Reason::NeedsReauth,
                 "the stored credential cannot be sent in a header; reconnect the integration",
             )
         })?;
@@ -402,7 +403,7 @@ impl HttpCore {
             tracing::debug!(
                 platform = platform.as_str(),
                 attempt,
-                reason = error.reason(),
+                reason = error.reason().as_str(),
                 "provider call failed"
             );
             if !retry_allowed || attempt == max_attempts {
@@ -680,52 +681,16 @@ fn until(at: DateTime<Utc>, now: SystemTime) -> Duration {
     (at - now).to_std().unwrap_or(Duration::ZERO).min(MAX_HINT)
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum ReadError {
-    TooLarge,
-    TimedOut,
-    Network,
-}
-
-/// Reads a body, refusing one longer than `limit` without reading it all.
-pub async fn read_limited(
-    mut resp: reqwest::Response,
-    limit: usize,
-    deadline: Instant,
-) -> Result<Bytes, ReadError> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
-    {
-        return Err(ReadError::TooLarge);
-    }
-    let mut buf = BytesMut::new();
-    loop {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
-            Err(_) => return Err(ReadError::TimedOut),
-            Ok(Err(e)) if e.is_timeout() => return Err(ReadError::TimedOut),
-            Ok(Err(_)) => return Err(ReadError::Network),
-            Ok(Ok(None)) => return Ok(buf.freeze()),
-            Ok(Ok(Some(chunk))) => {
-                if buf.len() + chunk.len() > limit {
-                    return Err(ReadError::TooLarge);
-                }
-                buf.extend_from_slice(&chunk);
-            }
-        }
-    }
-}
-
 // ---- Error mapping: the one place provider outcomes become our errors. ----
 
-fn provider_error(kind: ErrorKind, reason: &'static str, platform: Platform, msg: String) -> Error {
+fn provider_error(kind: ErrorKind, reason: Reason, platform: Platform, msg: String) -> Error {
     Error::new(kind, reason, msg).with_metadata("platform", platform.as_str())
 }
 
 pub fn provider_unavailable(platform: Platform) -> Error {
     provider_error(
         ErrorKind::Unavailable,
-        "PROVIDER_UNAVAILABLE",
+        Reason::ProviderUnavailable,
         platform,
         format!("{} is unavailable, retry later", platform.title()),
     )
@@ -734,7 +699,7 @@ pub fn provider_unavailable(platform: Platform) -> Error {
 pub fn provider_timeout(platform: Platform) -> Error {
     provider_error(
         ErrorKind::DeadlineExceeded,
-        "PROVIDER_TIMEOUT",
+        Reason::ProviderTimeout,
         platform,
         format!("{} did not answer before the deadline", platform.title()),
     )
@@ -743,7 +708,7 @@ pub fn provider_timeout(platform: Platform) -> Error {
 pub fn rate_limited(platform: Platform, wait: Duration) -> Error {
     provider_error(
         ErrorKind::ResourceExhausted,
-        "PROVIDER_RATE_LIMITED",
+        Reason::ProviderRateLimited,
         platform,
         format!(
             "{} is rate limiting this integration; retry after {}s",
@@ -757,7 +722,7 @@ pub fn rate_limited(platform: Platform, wait: Duration) -> Error {
 pub fn circuit_open(platform: Platform, wait: Duration) -> Error {
     provider_error(
         ErrorKind::Unavailable,
-        "CIRCUIT_OPEN",
+        Reason::CircuitOpen,
         platform,
         format!(
             "{} failed repeatedly; calls are paused for {}s",
@@ -771,7 +736,7 @@ pub fn circuit_open(platform: Platform, wait: Duration) -> Error {
 pub fn too_large(platform: Platform) -> Error {
     provider_error(
         ErrorKind::FailedPrecondition,
-        "PROVIDER_RESPONSE_TOO_LARGE",
+        Reason::ProviderResponseTooLarge,
         platform,
         format!(
             "{}'s answer is larger than the service accepts; ask for less (a smaller page)",
@@ -783,7 +748,7 @@ pub fn too_large(platform: Platform) -> Error {
 pub fn needs_reauth(platform: Platform) -> Error {
     provider_error(
         ErrorKind::FailedPrecondition,
-        "NEEDS_REAUTH",
+        Reason::NeedsReauth,
         platform,
         format!(
             "{} rejected the integration's credentials; reconnect it",
@@ -796,7 +761,7 @@ pub fn needs_reauth(platform: Platform) -> Error {
 pub fn bad_answer(platform: Platform, what: &str) -> Error {
     provider_error(
         ErrorKind::Unavailable,
-        "PROVIDER_BAD_RESPONSE",
+        Reason::ProviderBadResponse,
         platform,
         format!("{} answered unexpectedly: {what}", platform.title()),
     )
@@ -936,7 +901,7 @@ pub fn rejection(
     {
         provider_error(
             ErrorKind::FailedPrecondition,
-            "SCOPE_MISSING",
+            Reason::ScopeMissing,
             platform,
             format!(
                 "{} refused: the integration lacks a permission this needs; reconnect granting it{}",
@@ -954,7 +919,7 @@ pub fn rejection(
         };
         provider_error(
             kind,
-            "PROVIDER_REJECTED",
+            Reason::ProviderRejected,
             platform,
             format!(
                 "{} rejected the request ({}){}",
@@ -1255,7 +1220,7 @@ mod tests {
             &scrub,
         );
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        assert_eq!(err.reason(), "PROVIDER_REJECTED");
+        assert_eq!(err.reason(), Reason::ProviderRejected);
         assert!(!err.message().contains("sk-very-secret-123"));
         assert!(err.message().contains("[redacted]"));
         assert!(err.message().chars().count() < 300);
@@ -1276,7 +1241,7 @@ mod tests {
             br#"{"ok": false, "error": "missing_scope", "needed": "search:read"}"#,
             &scrub,
         );
-        assert_eq!(err.reason(), "SCOPE_MISSING");
+        assert_eq!(err.reason(), Reason::ScopeMissing);
         let err = rejection(
             Platform::Zoom,
             StatusCode::FORBIDDEN,
@@ -1284,7 +1249,7 @@ mod tests {
             br#"{"message": "plan required"}"#,
             &scrub,
         );
-        assert_eq!(err.reason(), "PROVIDER_REJECTED");
+        assert_eq!(err.reason(), Reason::ProviderRejected);
         assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
     }
 }

@@ -12,9 +12,9 @@ use super::http::{ProviderRequest, bad_answer};
 use super::{
     Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
 };
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 pub fn platform() -> PlatformDef {
     PlatformDef::new(Platform::Loom, auth, test_connection)

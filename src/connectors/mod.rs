@@ -73,9 +73,9 @@ pub use registry::Registry;
 pub use schema::{Field, Schema};
 pub use session::Session;
 
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 /// Typed parameters of one operation.
 pub trait Params: DeserializeOwned + Send + 'static {

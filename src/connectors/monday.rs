@@ -16,9 +16,9 @@ use super::graphql::{self, is_mutation};
 use super::http::{bad_answer, rejection};
 use super::schema::Pattern;
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, next_offset};
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 /// The API version every request pins, so a new Monday release cannot change answers under us.
 /// Monday supports each version for at least six months (three at a time, one new per quarter);

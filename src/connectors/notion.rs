@@ -12,9 +12,9 @@ use serde_json::{Map, Value, json};
 use super::http::{ProviderRequest, bad_answer};
 use super::schema::{Pattern, Ty};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 /// The API version every request pins. 2022-06-28 is the version whose database endpoints
 /// (`/databases/{id}/query`) these operations use; 2025-09-03 moved querying to data sources,

@@ -15,9 +15,9 @@ use super::http::{ProviderRequest, bad_answer};
 use super::mail::EMAIL;
 use super::schema::{Format, Pattern, Ty};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 /// Graph's maximum `$top` for messages and events.
 const MAX_TOP: i64 = 1000;

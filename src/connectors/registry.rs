@@ -11,9 +11,9 @@ use super::{
     Operation, PlatformDef, discord, fireflies, gmail, granola, loom, monday, notion, otter,
     outlook, slack, zerodb, zerovoice, zoom,
 };
+use crate::domain::Credentials;
 use crate::domain::Platform;
-use crate::error::{Error, ErrorKind};
-use crate::service::credentials::Credentials;
+use crate::error::{Error, ErrorKind, Reason};
 
 pub struct Registry {
     platforms: BTreeMap<Platform, PlatformDef>,
@@ -75,7 +75,7 @@ impl Registry {
                 let shown: String = name.chars().take(80).collect();
                 Error::new(
                     ErrorKind::NotFound,
-                    "OPERATION_NOT_FOUND",
+                    Reason::OperationNotFound,
                     format!("no operation named {shown:?}; ListOperations names them all"),
                 )
                 .with_metadata("operation", shown)
@@ -104,14 +104,14 @@ impl Registry {
             let url = parse_base(def.platform, raw).map_err(|_| {
                 Error::new(
                     ErrorKind::FailedPrecondition,
-                    "NEEDS_REAUTH",
+                    Reason::NeedsReauth,
                     format!("the integration's {field} is not a usable URL; reconnect it"),
                 )
             })?;
             if !self.allow_private_hosts && is_private_host(&url) {
                 return Err(Error::new(
                     ErrorKind::FailedPrecondition,
-                    "BASE_URL_NOT_ALLOWED",
+                    Reason::BaseUrlNotAllowed,
                     format!(
                         "the integration's {field} points at a loopback or private address; \
                          set FH_CONNECTOR_ALLOW_PRIVATE_HOSTS to allow it"
@@ -123,7 +123,7 @@ impl Registry {
         self.base_urls.get(def.platform).cloned().ok_or_else(|| {
             Error::new(
                 ErrorKind::FailedPrecondition,
-                "PROVIDER_NOT_CONFIGURED",
+                Reason::ProviderNotConfigured,
                 format!(
                     "no base URL for {}: set FH_{}_BASE_URL",
                     def.platform,
@@ -301,7 +301,7 @@ mod tests {
         let r = registry();
         assert_eq!(r.operations(Some(Platform::Custom)).count(), 0);
         let err = r.operation("custom.send_message").err().map(|e| e.reason());
-        assert_eq!(err, Some("OPERATION_NOT_FOUND"));
+        assert_eq!(err, Some(Reason::OperationNotFound));
         let unbuilt = r.platform(Platform::Custom).err().map(|e| e.kind());
         assert_eq!(unbuilt, Some(ErrorKind::Unimplemented));
     }

@@ -17,13 +17,14 @@ use tokio::time::Instant;
 
 use super::Download;
 use super::http::{
-    self, Auth, HttpCore, ProviderRequest, Reply, Scrubber, SendOptions, bad_answer, needs_reauth,
+    Auth, HttpCore, ProviderRequest, Reply, Scrubber, SendOptions, bad_answer, needs_reauth,
     provider_timeout, provider_unavailable, rejection,
 };
+use crate::domain::Credentials;
+use crate::domain::Secret;
 use crate::domain::{Platform, credential_spec};
 use crate::error::Error;
-use crate::secrets::Secret;
-use crate::service::credentials::{CredentialAccess, Credentials};
+use crate::service::credentials::CredentialAccess;
 
 /// Error bodies of downloads are read only this far.
 const DOWNLOAD_ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -239,7 +240,7 @@ impl Session {
         let status = resp.status();
         if !status.is_success() {
             let headers = resp.headers().clone();
-            let body = http::read_limited(resp, DOWNLOAD_ERROR_BODY_LIMIT, self.deadline)
+            let body = crate::body::read_limited(resp, DOWNLOAD_ERROR_BODY_LIMIT, self.deadline)
                 .await
                 .unwrap_or_default();
             return Err(rejection(platform, status, &headers, &body, &self.scrub));

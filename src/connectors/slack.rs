@@ -22,9 +22,9 @@ use super::http::{
 };
 use super::schema::{Format, Pattern, Ty};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use crate::domain::Credentials;
 use crate::domain::Platform;
-use crate::error::{Error, ErrorKind};
-use crate::service::credentials::Credentials;
+use crate::error::{Error, ErrorKind, Reason};
 
 /// The wait suggested for an `ok:false ratelimited` answer that names none.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
@@ -72,7 +72,7 @@ fn is_user_token(token: &str) -> bool {
 fn scope_missing(scope: &str, why: &str) -> Error {
     Error::new(
         ErrorKind::FailedPrecondition,
-        "SCOPE_MISSING",
+        Reason::ScopeMissing,
         format!("Slack refused: {why}; reconnect Slack granting {scope}"),
     )
     .with_metadata("platform", Platform::Slack.as_str())
@@ -184,7 +184,7 @@ async fn call(s: &mut Session, req: ProviderRequest) -> Result<Value, Error> {
                 };
                 return Err(Error::new(
                     kind,
-                    "PROVIDER_REJECTED",
+                    Reason::ProviderRejected,
                     format!("Slack rejected the request: {code}"),
                 )
                 .with_metadata("platform", Platform::Slack.as_str())

@@ -8,9 +8,9 @@ use serde_json::{Map, Value, json};
 use super::http::{ProviderRequest, bad_answer};
 use super::schema::Ty;
 use super::{Auth, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 use ::http::Method;
 
 /// Largest vector accepted (OpenAI's largest embedding is 3072).

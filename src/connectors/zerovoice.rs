@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use super::http::{ProviderRequest, bad_answer};
 use super::schema::Pattern;
 use super::{Auth, Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use crate::service::credentials::Credentials;
 
 pub fn platform() -> PlatformDef {
     PlatformDef::new(Platform::Zerovoice, auth, test_connection)

@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 use super::http::{ProviderRequest, bad_answer, provider_timeout, too_large};
 use super::schema::Pattern;
 use super::{Auth, Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use crate::domain::Credentials;
 use crate::domain::Platform;
-use crate::error::{Error, ErrorKind};
-use crate::service::credentials::Credentials;
+use crate::error::{Error, ErrorKind, Reason};
 
 /// Zoom's largest `page_size`.
 const MAX_PAGE_SIZE: i64 = 300;
@@ -450,7 +450,7 @@ async fn get_transcript(mut s: Session, p: MeetingRef) -> Result<Page, Error> {
     let file = transcript_file(&recording).ok_or_else(|| {
         Error::new(
             ErrorKind::NotFound,
-            "TRANSCRIPT_NOT_FOUND",
+            Reason::TranscriptNotFound,
             "the meeting's cloud recording has no transcript (audio transcription is off, or \
              it is still processing)",
         )

@@ -1,11 +1,10 @@
-//! Which credential fields each platform takes on a direct (non-OAuth) connection, and their
-//! validation. Values are wrapped in `Secret` from here on.
+//! Credentials: which fields each platform takes on a direct (non-OAuth) connection and their
+//! validation, and the opened credentials connectors act with. Values are `Secret` throughout.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::Platform;
-use crate::error::{Error, FieldViolation};
-use crate::secrets::Secret;
+use super::{Integration, Platform, Secret};
+use crate::error::{Error, ErrorKind, FieldViolation, Reason};
 
 const MAX_VALUE_LEN: usize = 4096;
 
@@ -235,6 +234,47 @@ impl CredentialSpec {
         Ok(ValidatedCredentials {
             fields,
             provider_account_id: account,
+        })
+    }
+}
+
+/// Opened credentials of one integration. They never leave the service: no response, log line
+/// or error may contain a value.
+pub struct Credentials {
+    pub integration: Integration,
+    fields: BTreeMap<String, Secret<String>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("integration", &self.integration.id)
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Credentials {
+    pub fn new(integration: Integration, fields: BTreeMap<String, Secret<String>>) -> Self {
+        Self {
+            integration,
+            fields,
+        }
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).map(|s| s.expose().as_str())
+    }
+
+    /// A field the platform cannot work without; its absence means the integration must be
+    /// reconnected.
+    pub fn require(&self, field: &str) -> Result<&str, Error> {
+        self.get(field).ok_or_else(|| {
+            Error::new(
+                ErrorKind::FailedPrecondition,
+                Reason::NeedsReauth,
+                format!("the integration has no {field}; reconnect it"),
+            )
         })
     }
 }

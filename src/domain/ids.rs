@@ -123,6 +123,7 @@ impl fmt::Display for RequestId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Reason;
 
     #[test]
     fn names_in_another_workspace_are_not_found() {
@@ -135,7 +136,7 @@ mod tests {
             mine,
         )
         .unwrap_err();
-        assert_eq!(err.reason(), "INTEGRATION_NOT_FOUND");
+        assert_eq!(err.reason(), Reason::IntegrationNotFound);
         let ok = parse_integration_name(
             "name",
             &format!("workspaces/{}/integrations/{id}", mine.0),

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::catalogue::{Flavor, Provider};
 use super::settings::ClientAuth;
-use crate::secrets::Secret;
+use crate::domain::Secret;
 
 /// Largest token endpoint response we read.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;

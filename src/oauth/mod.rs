@@ -6,5 +6,5 @@ pub mod client;
 pub mod pkce;
 pub mod settings;
 
-pub use catalogue::{Catalogue, Provider, ProviderId};
+pub use catalogue::{Catalogue, Provider};
 pub use settings::{ClientAuth, OAuthSettings, ProviderSettings};

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::secrets::Secret;
+use crate::domain::Secret;
 
 /// 32 random bytes, base64url: the state sent to the provider, or a PKCE verifier (43 chars,
 /// within RFC 7636's 43..=128).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::secrets::Secret;
+use crate::domain::Secret;
 
 /// How a client authenticates at a provider's token and revocation endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

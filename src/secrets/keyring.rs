@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore as _;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::secret::Secret;
+use crate::domain::Secret;
 
 /// AES-256 key length in bytes.
 const KEY_LEN: usize = 32;

@@ -1,54 +1,18 @@
 //! The one way to get usable credentials for acting on a platform: connectors call `fresh`
 //! before a request and `after_rejection` when the provider answered 401.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sqlx::PgPool;
-
 use chrono::Utc;
+use sqlx::PgPool;
 
 use super::oauth_flow::OAuth;
 use crate::domain::{
-    Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus, WorkspaceId,
+    Caller, ConnectionType, Credentials, Integration, IntegrationId, IntegrationStatus, WorkspaceId,
 };
-use crate::error::{Error, ErrorKind};
-use crate::secrets::{KeyRing, Secret};
+use crate::error::{Error, ErrorKind, Reason};
+use crate::secrets::KeyRing;
 use crate::store;
-
-/// Opened credentials of one integration. They never leave the service: no response, log line
-/// or error may contain a value.
-pub struct Credentials {
-    pub integration: Integration,
-    fields: BTreeMap<String, Secret<String>>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("integration", &self.integration.id)
-            .field("fields", &self.fields.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl Credentials {
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.fields.get(field).map(|s| s.expose().as_str())
-    }
-
-    /// A field the platform cannot work without; its absence means the integration must be
-    /// reconnected.
-    pub fn require(&self, field: &str) -> Result<&str, Error> {
-        self.get(field).ok_or_else(|| {
-            Error::new(
-                ErrorKind::FailedPrecondition,
-                "NEEDS_REAUTH",
-                format!("the integration has no {field}; reconnect it"),
-            )
-        })
-    }
-}
 
 /// Access tokens this close to expiry are refreshed before use.
 const EXPIRY_SKEW: chrono::Duration = chrono::Duration::seconds(60);
@@ -119,7 +83,7 @@ impl CredentialAccess {
         }
         Err(Error::new(
             ErrorKind::FailedPrecondition,
-            "NEEDS_REAUTH",
+            Reason::NeedsReauth,
             format!(
                 "{} rejected the integration's credentials; reconnect it",
                 stale.integration.platform.title()
@@ -136,13 +100,10 @@ impl CredentialAccess {
         if integration.status == IntegrationStatus::Revoked {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
-                "INTEGRATION_REVOKED",
+                Reason::IntegrationRevoked,
                 "the integration was disconnected",
             ));
         }
-        Ok(Credentials {
-            integration,
-            fields,
-        })
+        Ok(Credentials::new(integration, fields))
     }
 }

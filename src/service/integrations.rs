@@ -12,7 +12,7 @@ use crate::domain::{
     Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus, Platform, RequestId,
     TokenRevocation, credential_spec,
 };
-use crate::error::{Error, FieldViolation};
+use crate::error::{Error, FieldViolation, Reason};
 use crate::secrets::KeyRing;
 use crate::store::{self, integrations::NewIntegration};
 
@@ -378,7 +378,7 @@ fn local_only_revocations(integration: &Integration) -> Vec<TokenRevocation> {
         .map(|f| TokenRevocation {
             token_type: f.clone(),
             revoked_upstream: false,
-            reason: "PROVIDER_HAS_NO_REVOCATION".to_owned(),
+            reason: Some(Reason::ProviderHasNoRevocation),
             message: format!(
                 "{} has no revocation API for this credential; it was destroyed here, revoke it in the {} dashboard",
                 integration.platform.title(),

@@ -14,15 +14,17 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::domain::ProviderId;
+use crate::domain::Secret;
 use crate::domain::{
     Caller, Integration, IntegrationId, IntegrationStatus, Platform, RequestId, Role,
     TokenRevocation, UserId, WorkspaceId,
 };
-use crate::error::{Error, ErrorKind};
-use crate::oauth::catalogue::{Catalogue, ProviderId, Revocation};
+use crate::error::{Error, ErrorKind, Reason};
+use crate::oauth::catalogue::{Catalogue, Revocation};
 use crate::oauth::client::{self, OAuthError, Revoked, TokenSet};
 use crate::oauth::{OAuthSettings, pkce};
-use crate::secrets::{KeyRing, SealContext, Secret};
+use crate::secrets::{KeyRing, SealContext};
 use crate::store::{self, integrations::NewIntegration};
 
 /// How long a replica's background loop holds a claimed integration.
@@ -50,7 +52,7 @@ pub struct CallbackParams {
 #[derive(Clone, Debug)]
 struct Failure {
     kind: ErrorKind,
-    reason: &'static str,
+    reason: Reason,
     message: String,
 }
 
@@ -301,7 +303,7 @@ impl OAuth {
     ) -> Result<(Url, IntegrationId, Option<&'static str>), (Option<Url>, &'static str)> {
         let hash = pkce::state_hash(state.expose());
         let db_err = |e: Error| {
-            tracing::warn!(request_id = %rid, reason = e.reason(), cause = ?e.cause().map(|c| format!("{c:#}")), "oauth callback failed");
+            tracing::warn!(request_id = %rid, reason = e.reason().as_str(), cause = ?e.cause().map(|c| format!("{c:#}")), "oauth callback failed");
             (None, "server_error")
         };
         let mut tx = self.inner.db.begin().await.map_err(|e| db_err(e.into()))?;
@@ -420,7 +422,7 @@ impl OAuth {
             .store_grant(tx, &caller, platform, tokens, scope_missing, rid)
             .await
             .map_err(|e| {
-                tracing::warn!(request_id = %rid, reason = e.reason(), cause = ?e.cause().map(|c| format!("{c:#}")), "storing an oauth grant failed");
+                tracing::warn!(request_id = %rid, reason = e.reason().as_str(), cause = ?e.cause().map(|c| format!("{c:#}")), "storing an oauth grant failed");
                 "server_error"
             })?;
         Ok((integration, scope_missing.then_some("scope_missing")))
@@ -452,7 +454,7 @@ impl OAuth {
                 credential_expires_at: expires_at,
                 created_by: caller.user_id,
             },
-            scope_missing.then_some("SCOPE_MISSING"),
+            scope_missing.then_some(Reason::ScopeMissing),
         )
         .await?;
         // A reconnect replaces every token of the old grant.
@@ -485,7 +487,7 @@ impl OAuth {
         if ProviderId::for_platform(current.platform).is_none() {
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
-                "REFRESH_NOT_SUPPORTED",
+                Reason::RefreshNotSupported,
                 format!(
                     "{} uses API keys, which do not refresh",
                     current.platform.title()
@@ -533,7 +535,7 @@ impl OAuth {
                         task.await.unwrap_or_else(|_| {
                             Err(Failure {
                                 kind: ErrorKind::Internal,
-                                reason: "INTERNAL",
+                                reason: Reason::Internal,
                                 message: "internal error".into(),
                             })
                         })
@@ -568,14 +570,14 @@ impl OAuth {
             Some(IntegrationStatus::NeedsReauth) => {
                 return Err(Error::new(
                     ErrorKind::FailedPrecondition,
-                    "REFRESH_TOKEN_REVOKED",
+                    Reason::RefreshTokenRevoked,
                     "the provider revoked the grant; reconnect the integration",
                 ));
             }
             _ => {
                 return Err(Error::new(
                     ErrorKind::FailedPrecondition,
-                    "INTEGRATION_REVOKED",
+                    Reason::IntegrationRevoked,
                     "the integration was disconnected",
                 ));
             }
@@ -595,7 +597,7 @@ impl OAuth {
         let not_supported = || {
             Error::new(
                 ErrorKind::FailedPrecondition,
-                "REFRESH_NOT_SUPPORTED",
+                Reason::RefreshNotSupported,
                 format!(
                     "{} issued no refresh token: its token does not expire, or reconnecting is the only way",
                     platform.title()
@@ -649,12 +651,13 @@ impl OAuth {
         e: OAuthError,
     ) -> Result<(), Error> {
         if e.is_invalid_grant() {
-            store::integrations::mark_needs_reauth(&mut tx, id, "REFRESH_TOKEN_REVOKED").await?;
+            store::integrations::mark_needs_reauth(&mut tx, id, Reason::RefreshTokenRevoked)
+                .await?;
             tx.commit().await?;
             tracing::warn!(integration_id = %id, %platform, "refresh token revoked: integration needs reauthorization");
             return Err(Error::new(
                 ErrorKind::FailedPrecondition,
-                "REFRESH_TOKEN_REVOKED",
+                Reason::RefreshTokenRevoked,
                 format!(
                     "{} revoked the grant; reconnect the integration",
                     platform.title()
@@ -666,7 +669,7 @@ impl OAuth {
         Err(match e {
             OAuthError::Unavailable { .. } => Error::new(
                 ErrorKind::Unavailable,
-                "PROVIDER_UNAVAILABLE",
+                Reason::ProviderUnavailable,
                 format!(
                     "{} is unavailable; the refresh will be retried",
                     platform.title()
@@ -674,13 +677,13 @@ impl OAuth {
             ),
             OAuthError::Rejected { code } => Error::new(
                 ErrorKind::FailedPrecondition,
-                "PROVIDER_REJECTED",
+                Reason::ProviderRejected,
                 format!("{} rejected the refresh", platform.title()),
             )
             .with_metadata("provider_code", code),
             OAuthError::Malformed { why } => Error::new(
                 ErrorKind::Unavailable,
-                "PROVIDER_UNAVAILABLE",
+                Reason::ProviderUnavailable,
                 format!("{}: {why}", platform.title()),
             ),
         })
@@ -702,7 +705,7 @@ impl OAuth {
                 _ = tokio::time::sleep(every + jitter) => {}
             }
             if let Err(e) = self.refresh_due().await {
-                tracing::warn!(reason = e.reason(), cause = ?e.cause().map(|c| format!("{c:#}")), "refresh sweep failed");
+                tracing::warn!(reason = e.reason().as_str(), cause = ?e.cause().map(|c| format!("{c:#}")), "refresh sweep failed");
             }
         }
     }
@@ -728,7 +731,7 @@ impl OAuth {
                     e.kind(),
                     ErrorKind::Unavailable | ErrorKind::FailedPrecondition
                 )
-                && e.reason() != "REFRESH_TOKEN_REVOKED"
+                && e.reason() != Reason::RefreshTokenRevoked
             {
                 // Full jitter on an exponential base: 30 s, 1 min, 2 min ... capped at 1 h.
                 let base = 30.0 * 2f64.powi(failures.clamp(0, 7));
@@ -750,10 +753,10 @@ impl OAuth {
         creds: &BTreeMap<String, Secret<String>>,
     ) -> Vec<TokenRevocation> {
         let entry =
-            |token_type: &str, revoked: bool, reason: &str, message: String| TokenRevocation {
+            |token_type: &str, revoked: bool, reason: Reason, message: String| TokenRevocation {
                 token_type: token_type.to_owned(),
                 revoked_upstream: revoked,
-                reason: reason.to_owned(),
+                reason: Some(reason),
                 message,
             };
         let title = integration.platform.title();
@@ -765,7 +768,7 @@ impl OAuth {
             Err(_) => {
                 return creds
                     .keys()
-                    .map(|f| entry(f, false, "PROVIDER_NOT_CONFIGURED", format!("{title} OAuth is not configured here, so nothing could be revoked upstream")))
+                    .map(|f| entry(f, false, Reason::ProviderNotConfigured, format!("{title} OAuth is not configured here, so nothing could be revoked upstream")))
                     .collect();
             }
         };
@@ -776,7 +779,7 @@ impl OAuth {
                     entry(
                         f,
                         false,
-                        "PROVIDER_HAS_NO_REVOCATION",
+                        Reason::ProviderHasNoRevocation,
                         format!(
                             "{title} has no per-token revocation; the token was destroyed here"
                         ),
@@ -814,8 +817,8 @@ impl OAuth {
                     .await;
                     match others {
                         Ok(0) => out.push(self.revoke_token(integration, p, "bot_token", Method::Slack, b, "access_token").await),
-                        Ok(n) => out.push(entry("bot_token", false, "SHARED_BOT_TOKEN", format!("the Slack bot token is shared with {n} other connection(s) of this Slack team; it stays valid until the last one disconnects"))),
-                        Err(_) => out.push(entry("bot_token", false, "SHARED_BOT_TOKEN", "could not tell whether other connections share the bot token, so it was left valid".to_owned())),
+                        Ok(n) => out.push(entry("bot_token", false, Reason::SharedBotToken, format!("the Slack bot token is shared with {n} other connection(s) of this Slack team; it stays valid until the last one disconnects"))),
+                        Err(_) => out.push(entry("bot_token", false, Reason::SharedBotToken, "could not tell whether other connections share the bot token, so it was left valid".to_owned())),
                     }
                 }
                 out
@@ -855,17 +858,16 @@ impl OAuth {
         hint: &'static str,
     ) -> TokenRevocation {
         let title = integration.platform.title();
-        let entry = |revoked: bool, reason: &str, message: String| TokenRevocation {
+        let entry = |reason: Option<Reason>, message: String| TokenRevocation {
             token_type: token_type.to_owned(),
-            revoked_upstream: revoked,
-            reason: reason.to_owned(),
+            revoked_upstream: reason.is_none(),
+            reason,
             message,
         };
         match self.call_revocation(p, method, token.expose(), hint).await {
-            Revoked::Yes => entry(true, "", format!("revoked at {title}")),
+            Revoked::Yes => entry(None, format!("revoked at {title}")),
             Revoked::Rejected { code } => entry(
-                false,
-                "PROVIDER_REJECTED",
+                Some(Reason::ProviderRejected),
                 format!("{title} refused the revocation ({code}); the token was destroyed here"),
             ),
             Revoked::Unavailable => {
@@ -875,13 +877,12 @@ impl OAuth {
                 let later = match queued {
                     Ok(()) => "; the revocation will be retried in the background",
                     Err(e) => {
-                        tracing::warn!(integration_id = %integration.id, reason = e.reason(), "could not queue a revocation retry");
+                        tracing::warn!(integration_id = %integration.id, reason = e.reason().as_str(), "could not queue a revocation retry");
                         ""
                     }
                 };
                 entry(
-                    false,
-                    "PROVIDER_UNAVAILABLE",
+                    Some(Reason::ProviderUnavailable),
                     format!("{title} did not answer; the token was destroyed here{later}"),
                 )
             }

@@ -18,9 +18,10 @@ use crate::connectors::{
     BodyEncoding, Download, HttpCore, Kind, Operation, PlatformDef, Prepared, Registry, Session,
     paging,
 };
+use crate::domain::Credentials;
 use crate::domain::{Caller, HealthState, IntegrationId, Role};
-use crate::error::Error;
-use crate::service::credentials::{CredentialAccess, Credentials};
+use crate::error::{Error, Reason};
+use crate::service::credentials::CredentialAccess;
 
 /// Largest proxy request body, as JSON.
 const MAX_PROXY_BODY_BYTES: usize = 1024 * 1024;
@@ -98,7 +99,8 @@ pub struct ProxyOutput {
 pub struct TestOutcome {
     pub healthy: bool,
     pub state: HealthState,
-    pub reason: String,
+    /// Why the probe failed; `None` when it succeeded.
+    pub reason: Option<Reason>,
     pub message: String,
     pub latency_ms: i64,
 }
@@ -274,7 +276,7 @@ impl Operations {
         let failed = |state: HealthState, e: Error| TestOutcome {
             healthy: false,
             state,
-            reason: e.reason().to_owned(),
+            reason: Some(e.reason()),
             message: e.message().to_owned(),
             latency_ms,
         };
@@ -282,20 +284,13 @@ impl Operations {
             Ok(()) => Ok(TestOutcome {
                 healthy: true,
                 state: HealthState::Healthy,
-                reason: String::new(),
+                reason: None,
                 message: format!("{title} accepted the credentials"),
                 latency_ms,
             }),
-            Err(e) => match e.reason() {
-                "NEEDS_REAUTH" | "SCOPE_MISSING" => Ok(failed(HealthState::NeedsReauth, e)),
-                "PROVIDER_RATE_LIMITED"
-                | "PROVIDER_UNAVAILABLE"
-                | "PROVIDER_TIMEOUT"
-                | "CIRCUIT_OPEN"
-                | "PROVIDER_REJECTED"
-                | "PROVIDER_BAD_RESPONSE"
-                | "PROVIDER_RESPONSE_TOO_LARGE" => Ok(failed(HealthState::Degraded, e)),
-                _ => Err(e),
+            Err(e) => match probe_failure_state(e.reason()) {
+                Some(state) => Ok(failed(state, e)),
+                None => Err(e),
             },
         }
     }
@@ -525,6 +520,43 @@ fn proxy_body(body: &[u8]) -> Map<String, Value> {
         ),
     };
     out
+}
+
+/// What a failed connection probe says about the integration: `NeedsReauth` when a person must
+/// reconnect, `Degraded` when the provider is struggling, `None` when the failure is ours or the
+/// caller's (it is answered as an error instead). Exhaustive on purpose: a new reason must be
+/// classified here.
+pub fn probe_failure_state(reason: Reason) -> Option<HealthState> {
+    match reason {
+        Reason::NeedsReauth | Reason::ScopeMissing => Some(HealthState::NeedsReauth),
+        Reason::ProviderRateLimited
+        | Reason::ProviderUnavailable
+        | Reason::ProviderTimeout
+        | Reason::CircuitOpen
+        | Reason::ProviderRejected
+        | Reason::ProviderBadResponse
+        | Reason::ProviderResponseTooLarge => Some(HealthState::Degraded),
+        Reason::InvalidArgument
+        | Reason::Unauthenticated
+        | Reason::PermissionDenied
+        | Reason::IntegrationNotFound
+        | Reason::IntegrationAlreadyExists
+        | Reason::IntegrationRevoked
+        | Reason::OperationNotFound
+        | Reason::RouteNotFound
+        | Reason::NotImplemented
+        | Reason::DatabaseUnavailable
+        | Reason::JwksUnavailable
+        | Reason::Internal
+        | Reason::ProviderNotConfigured
+        | Reason::RefreshTokenRevoked
+        | Reason::RefreshNotSupported
+        | Reason::RefreshInProgress
+        | Reason::BaseUrlNotAllowed
+        | Reason::TranscriptNotFound
+        | Reason::ProviderHasNoRevocation
+        | Reason::SharedBotToken => None,
+    }
 }
 
 #[cfg(test)]

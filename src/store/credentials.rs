@@ -5,8 +5,9 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::domain::IntegrationId;
+use crate::domain::Secret;
 use crate::error::Error;
-use crate::secrets::{KeyId, KeyRing, SealContext, Sealed, Secret};
+use crate::secrets::{KeyId, KeyRing, SealContext, Sealed};
 
 /// Seals each field under the active key and stores it, replacing any previous value.
 pub async fn put(

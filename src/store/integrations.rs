@@ -7,7 +7,7 @@ use crate::domain::{
     ConnectionType, HealthState, Integration, IntegrationId, IntegrationStatus, Platform, UserId,
     WorkspaceId,
 };
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Reason};
 
 /// The unique index behind "one connection per workspace + platform + provider account".
 const ACCOUNT_KEY: &str = "integrations_workspace_platform_account_key";
@@ -155,7 +155,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewIntegration<'_>) -> Result
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.constraint() == Some(ACCOUNT_KEY) => Error::new(
             ErrorKind::AlreadyExists,
-            "INTEGRATION_ALREADY_EXISTS",
+            Reason::IntegrationAlreadyExists,
             format!(
                 "this workspace already has a {} integration for that account",
                 new.platform
@@ -256,7 +256,7 @@ pub async fn mark_revoked(conn: &mut PgConnection, id: IntegrationId) -> Result<
 pub async fn upsert_oauth(
     conn: &mut PgConnection,
     new: &NewIntegration<'_>,
-    status_reason: Option<&str>,
+    status_reason: Option<Reason>,
 ) -> Result<IntegrationId, Error> {
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO integrations (id, workspace_id, platform, status, status_reason, display_name,
@@ -280,7 +280,7 @@ pub async fn upsert_oauth(
     .bind(new.scopes)
     .bind(new.credential_expires_at)
     .bind(new.created_by.0)
-    .bind(status_reason)
+    .bind(status_reason.map(Reason::as_str))
     .fetch_one(conn)
     .await?;
     Ok(IntegrationId(id))
@@ -316,7 +316,7 @@ pub async fn lock_for_refresh(
         // 55P03 lock_not_available: lock_timeout expired.
         sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => Error::new(
             ErrorKind::Unavailable,
-            "REFRESH_IN_PROGRESS",
+            Reason::RefreshInProgress,
             "another refresh of this integration is taking long; retry shortly",
         )
         .with_retry_after(std::time::Duration::from_secs(1)),
@@ -353,7 +353,7 @@ pub async fn record_refresh(
 pub async fn mark_needs_reauth(
     conn: &mut PgConnection,
     id: IntegrationId,
-    reason: &str,
+    reason: Reason,
 ) -> Result<(), Error> {
     sqlx::query(
         "UPDATE integrations SET status = 'needs_reauth', status_reason = $2, health_state = 'needs_reauth',
@@ -361,7 +361,7 @@ pub async fn mark_needs_reauth(
          WHERE id = $1",
     )
     .bind(id.0)
-    .bind(reason)
+    .bind(reason.as_str())
     .execute(conn)
     .await?;
     Ok(())

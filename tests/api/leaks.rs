@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use founderhouse_integrations::api::auth::mint_token;
 use founderhouse_integrations::domain::Role;
+use founderhouse_integrations::domain::Secret;
 use founderhouse_integrations::proto::{
     ConnectIntegrationRequest, DisconnectIntegrationRequest, GetIntegrationRequest, Integration,
     ListIntegrationsRequest, Platform, UpdateIntegrationRequest,
 };
-use founderhouse_integrations::secrets::Secret;
 use serde_json::{Value, json};
 use tonic_types::StatusExt;
 use tracing::Level;

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use founderhouse_integrations::domain::Role;
+use founderhouse_integrations::domain::Secret;
 use founderhouse_integrations::proto::{
     ConnectIntegrationRequest, ConnectIntegrationResponse, ListIntegrationsRequest, Platform,
     integration_service_client::IntegrationServiceClient,
 };
-use founderhouse_integrations::secrets::Secret;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::{TcpListener, TcpStream};

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use base64::Engine as _;
+use founderhouse_integrations::domain::Secret;
 use founderhouse_integrations::domain::{IntegrationId, Role};
 use founderhouse_integrations::error::ErrorKind;
 use founderhouse_integrations::proto::{
     ConnectIntegrationRequest, ListIntegrationsRequest, Platform,
 };
-use founderhouse_integrations::secrets::{KeyRing, Secret};
+use founderhouse_integrations::secrets::KeyRing;
 use founderhouse_integrations::store::credentials;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -94,7 +95,7 @@ async fn assert_does_not_open(
         .await
         .expect_err("credentials must not open");
     assert_eq!(err.kind(), ErrorKind::Internal, "{err:?}");
-    assert_eq!(err.reason(), "INTERNAL");
+    assert_eq!(err.reason().as_str(), "INTERNAL");
     let shown = format!("{err}\n{err:?}");
     for secret in secrets {
         assert!(!shown.contains(secret), "a plaintext is shown in {shown}");

@@ -179,7 +179,7 @@ pub fn revocation(r: crate::domain::TokenRevocation) -> proto::TokenRevocation {
     proto::TokenRevocation {
         token_type: r.token_type,
         revoked_upstream: r.revoked_upstream,
-        reason: r.reason,
+        reason: r.reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
         message: r.message,
     }
 }

@@ -188,7 +188,7 @@ impl IntegrationService for IntegrationsGrpc {
         Ok(Response::new(proto::TestIntegrationResponse {
             healthy: t.healthy,
             state: convert::health_to_proto(t.state) as i32,
-            reason: t.reason,
+            reason: t.reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
             message: t.message,
             latency_ms: t.latency_ms,
         }))

@@ -1,8 +1,8 @@
 use tonic::{Request, Response, Status};
 
 use super::{Ctx, convert};
+use crate::domain::ProviderId;
 use crate::domain::parse_integration_name;
-use crate::oauth::catalogue::ProviderId;
 use crate::proto::{self, o_auth_service_server::OAuthService};
 use crate::service::Integrations;
 use crate::service::oauth_flow::OAuth;

@@ -52,7 +52,7 @@ pub fn revocation_json(r: &TokenRevocation) -> Value {
     json!({
         "token_type": r.token_type,
         "revoked_upstream": r.revoked_upstream,
-        "reason": r.reason,
+        "reason": r.reason.map_or("", |r| r.as_str()),
         "message": r.message,
     })
 }

@@ -17,7 +17,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Map, Value};
 
 use crate::domain::{Caller, RequestId};
-use crate::error::Error;
+use crate::error::{Error, Reason};
 use crate::service::Integrations;
 use crate::store::Database;
 
@@ -54,7 +54,7 @@ pub fn router(state: RestState, auth: super::auth::AuthLayer) -> Router {
         .fallback(|ctx: RidOnly| async move {
             ctx.error(Error::new(
                 crate::error::ErrorKind::NotFound,
-                "ROUTE_NOT_FOUND",
+                Reason::RouteNotFound,
                 "no such endpoint",
             ))
         })

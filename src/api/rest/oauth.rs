@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use super::integrations::{integration_json, revocation_json};
 use super::{Ctx, RestState, RidOnly, json_object};
+use crate::domain::Secret;
 use crate::domain::{IntegrationId, Platform};
 use crate::error::Error;
-use crate::secrets::Secret;
 use crate::service::oauth_flow::CallbackParams;
 
 pub fn routes() -> Router<RestState> {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use founderhouse_integrations::domain::Secret;
 use founderhouse_integrations::domain::{Platform, Role};
 use founderhouse_integrations::oauth::ProviderSettings;
 use founderhouse_integrations::proto::HealthState;
-use founderhouse_integrations::secrets::Secret;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt;

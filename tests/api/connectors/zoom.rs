@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use founderhouse_integrations::domain::Secret;
 use founderhouse_integrations::domain::{Platform, Role};
 use founderhouse_integrations::oauth::ProviderSettings;
 use founderhouse_integrations::proto::HealthState;
-use founderhouse_integrations::secrets::Secret;
 use serde_json::json;
 use tonic::Code;
 

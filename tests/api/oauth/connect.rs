@@ -3,11 +3,11 @@
 //! URL's shape, the state's storage, ListProviders and the not-configured answer.
 
 use founderhouse_integrations::domain::Role;
+use founderhouse_integrations::domain::Secret;
 use founderhouse_integrations::oauth::{ClientAuth, ProviderSettings};
 use founderhouse_integrations::proto::{
     Integration, IntegrationStatus, ListProvidersRequest, Platform, StartAuthorizationRequest,
 };
-use founderhouse_integrations::secrets::Secret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tonic::Code;
