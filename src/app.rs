@@ -30,10 +30,10 @@ use crate::proto::{
     integration_service_server::IntegrationServiceServer,
     o_auth_service_server::OAuthServiceServer,
 };
-use crate::service::Integrations;
 use crate::service::credentials::CredentialAccess;
 use crate::service::oauth_flow::OAuth;
 use crate::service::operations::Operations;
+use crate::service::{Integrations, System};
 use crate::store::Database;
 
 /// A built, not yet running, service.
@@ -45,6 +45,7 @@ pub struct App {
     integrations: Integrations,
     oauth: OAuth,
     operations: Operations,
+    system: System,
     cors: CorsLayer,
     limits: Limits,
     shutdown: CancellationToken,
@@ -137,6 +138,7 @@ impl App {
             Arc::new(HttpCore::new(http, policy)),
             access,
         );
+        let system = System::new(db.clone(), keyring.clone());
         let integrations = Integrations::new(db.pool.clone(), keyring).with_oauth(oauth.clone());
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
@@ -152,6 +154,7 @@ impl App {
             integrations,
             oauth,
             operations,
+            system,
             cors: cors(&config.cors_origins),
             limits: config.limits,
             shutdown: CancellationToken::new(),
@@ -259,7 +262,7 @@ impl App {
             RestState {
                 integrations: self.integrations.clone(),
                 oauth: self.oauth.clone(),
-                db: self.db.clone(),
+                system: self.system.clone(),
                 metrics: crate::telemetry::metrics(),
                 accepting: accepting.clone(),
             },

@@ -1,5 +1,7 @@
 //! `founderhouse-integrations`: parse the command line, set up logging, run the command.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Parser;
 use founderhouse_integrations::api::auth::mint_token;
@@ -7,7 +9,8 @@ use founderhouse_integrations::app::App;
 use founderhouse_integrations::config::{Cli, Command, KeysCommand};
 use founderhouse_integrations::domain::Role;
 use founderhouse_integrations::secrets::KeyRing;
-use founderhouse_integrations::store::{Database, credentials};
+use founderhouse_integrations::service::System;
+use founderhouse_integrations::store::Database;
 use founderhouse_integrations::telemetry;
 
 #[tokio::main]
@@ -58,27 +61,21 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let config = cli.settings.into_config()?;
             let db = Database::connect(config.database_url.expose(), &config.pool).await?;
-            let total = credentials::count_needing_rewrap(&db.pool, &config.keyring).await?;
+            let active = config.keyring.active_id().as_str().to_owned();
+            let system = System::new(db, Arc::new(config.keyring));
+            let total = system.credentials_to_rewrap().await?;
+            println!("{total} credential(s) to rewrap under key {active}");
+            let report = system
+                .rewrap(batch, |done| println!("rewrapped {done}/{total}"))
+                .await?;
             println!(
-                "{total} credential(s) to rewrap under key {}",
-                config.keyring.active_id()
+                "done: {} rewrapped, {} left under other keys",
+                report.rewrapped, report.left
             );
-            let mut done = 0u64;
-            loop {
-                let n =
-                    credentials::rewrap_batch(&db.pool, &config.keyring, batch.clamp(1, 10_000))
-                        .await?;
-                if n == 0 {
-                    break;
-                }
-                done += n;
-                println!("rewrapped {done}/{total}");
-            }
-            let left = credentials::count_needing_rewrap(&db.pool, &config.keyring).await?;
-            println!("done: {done} rewrapped, {left} left under other keys");
-            if left > 0 {
+            if report.left > 0 {
                 anyhow::bail!(
-                    "{left} credential(s) are still under other keys (locked by a concurrent rewrap?)"
+                    "{} credential(s) are still under other keys (locked by a concurrent rewrap?)",
+                    report.left
                 );
             }
             Ok(())

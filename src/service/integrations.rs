@@ -41,6 +41,17 @@ pub struct UpdateInput {
     pub display_name: Option<String>,
     /// Merged as an RFC 7386 merge patch: keys set to null are removed.
     pub metadata_patch: Option<Map<String, Value>>,
+    /// How the caller's transport names these fields, so errors point at what it sent.
+    pub names: UpdateFieldNames,
+}
+
+/// The names an update's fields have in one transport's requests.
+#[derive(Clone, Copy, Debug)]
+pub struct UpdateFieldNames {
+    pub display_name: &'static str,
+    pub metadata: &'static str,
+    /// Where "nothing to update" is reported: the gRPC field mask, the REST body.
+    pub selection: &'static str,
 }
 
 #[derive(Clone)]
@@ -261,14 +272,20 @@ impl Integrations {
         input: UpdateInput,
     ) -> Result<Integration, Error> {
         caller.require_member()?;
+        let names = input.names;
+        if input.display_name.is_none() && input.metadata_patch.is_none() {
+            return Err(Error::invalid_field(
+                names.selection,
+                "names nothing to update (display_name, metadata)",
+            ));
+        }
         let display_name = input
             .display_name
-            .map(|n| check_display_name("integration.display_name", &n))
+            .map(|n| check_display_name(names.display_name, &n))
             .transpose()
             .map_err(|v| Error::invalid_fields(vec![v]))?;
         if let Some(patch) = &input.metadata_patch {
-            check_metadata("integration.metadata", patch)
-                .map_err(|v| Error::invalid_fields(vec![v]))?;
+            check_metadata(names.metadata, patch).map_err(|v| Error::invalid_fields(vec![v]))?;
         }
         let mut tx = self.db.begin().await?;
         let current = store::integrations::get_for_update(&mut tx, caller.workspace_id, id)
@@ -278,7 +295,7 @@ impl Integrations {
         let mut changed = Vec::new();
         if let Some(patch) = input.metadata_patch {
             merge_patch(&mut metadata, patch);
-            check_metadata("integration.metadata", &metadata)
+            check_metadata(names.metadata, &metadata)
                 .map_err(|v| Error::invalid_fields(vec![v]))?;
             changed.push("metadata");
         }

@@ -5,5 +5,7 @@ pub mod integrations;
 pub mod oauth_flow;
 pub mod operations;
 pub mod paging;
+pub mod system;
 
 pub use integrations::Integrations;
+pub use system::System;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
 use super::{Ctx, convert, requested_timeout};
-use crate::domain::parse_integration_name;
+use crate::domain::{WorkspaceId, parse_integration_name};
 use crate::error::Error;
 use crate::proto::{self, connector_service_server::ConnectorService};
 use crate::service::operations::{InvokeInput, Operations, ProxyInput};
@@ -69,19 +69,7 @@ impl ConnectorService for ConnectorsGrpc {
         let ctx = Ctx::of(&req)?;
         let deadline = self.operations.deadline(requested_timeout(&req));
         let r = req.into_inner();
-        let input = (|| {
-            Ok(InvokeInput {
-                integration: parse_integration_name(
-                    "integration",
-                    &r.integration,
-                    ctx.caller.workspace_id,
-                )?,
-                operation: r.operation,
-                params: params("params", r.params)?,
-                page_token: r.page_token,
-            })
-        })()
-        .map_err(|e| ctx.status(e))?;
+        let input = invoke_input(r, ctx.caller.workspace_id).map_err(|e| ctx.status(e))?;
         let out = self
             .operations
             .invoke(&ctx.caller, input, deadline)
@@ -100,23 +88,7 @@ impl ConnectorService for ConnectorsGrpc {
         let ctx = Ctx::of(&req)?;
         let deadline = self.operations.deadline(requested_timeout(&req));
         let r = req.into_inner();
-        let input = (|| {
-            Ok(ProxyInput {
-                integration: parse_integration_name(
-                    "integration",
-                    &r.integration,
-                    ctx.caller.workspace_id,
-                )?,
-                method: r.method,
-                path: r.path,
-                query: r.query,
-                body: r
-                    .body
-                    .map(|b| convert::struct_to_json("body", b))
-                    .transpose()?,
-            })
-        })()
-        .map_err(|e| ctx.status(e))?;
+        let input = proxy_input(r, ctx.caller.workspace_id).map_err(|e| ctx.status(e))?;
         let out = self
             .operations
             .proxy(&ctx.caller, input, deadline)
@@ -136,13 +108,10 @@ impl ConnectorService for ConnectorsGrpc {
         let ctx = Ctx::of(&req)?;
         let deadline = self.operations.deadline(requested_timeout(&req));
         let r = req.into_inner();
-        let (integration, params) = (|| {
-            Ok((
-                parse_integration_name("integration", &r.integration, ctx.caller.workspace_id)?,
-                params("params", r.params)?,
-            ))
-        })()
-        .map_err(|e| ctx.status(e))?;
+        let (integration, params) =
+            parse_integration_name("integration", &r.integration, ctx.caller.workspace_id)
+                .and_then(|id| Ok((id, params("params", r.params)?)))
+                .map_err(|e| ctx.status(e))?;
         let download = self
             .operations
             .download(&ctx.caller, integration, &r.operation, params, deadline)
@@ -170,4 +139,28 @@ impl ConnectorService for ConnectorsGrpc {
         let out = stream::once(async move { Ok(head) }).chain(chunks);
         Ok(Response::new(Box::pin(out)))
     }
+}
+
+/// An Invoke request, its integration resolved in the caller's workspace.
+fn invoke_input(r: proto::InvokeRequest, workspace: WorkspaceId) -> Result<InvokeInput, Error> {
+    Ok(InvokeInput {
+        integration: parse_integration_name("integration", &r.integration, workspace)?,
+        operation: r.operation,
+        params: params("params", r.params)?,
+        page_token: r.page_token,
+    })
+}
+
+/// A Proxy request, its integration resolved in the caller's workspace.
+fn proxy_input(r: proto::ProxyRequest, workspace: WorkspaceId) -> Result<ProxyInput, Error> {
+    Ok(ProxyInput {
+        integration: parse_integration_name("integration", &r.integration, workspace)?,
+        method: r.method,
+        path: r.path,
+        query: r.query,
+        body: r
+            .body
+            .map(|b| convert::struct_to_json("body", b))
+            .transpose()?,
+    })
 }

@@ -1,10 +1,13 @@
+//! `IntegrationService` over gRPC: parse the request, call the use case, render the answer.
+
 use tonic::{Request, Response, Status};
 
 use super::{Ctx, convert, requested_timeout};
-use crate::domain::parse_integration_name;
+use crate::domain::{IntegrationId, WorkspaceId, parse_integration_name};
+use crate::error::Error;
 use crate::proto::{self, integration_service_server::IntegrationService};
 use crate::service::Integrations;
-use crate::service::integrations::{ConnectInput, ListInput, UpdateInput};
+use crate::service::integrations::{ConnectInput, ListInput, UpdateFieldNames, UpdateInput};
 use crate::service::operations::Operations;
 
 pub struct IntegrationsGrpc {
@@ -20,20 +23,7 @@ impl IntegrationService for IntegrationsGrpc {
         req: Request<proto::ConnectIntegrationRequest>,
     ) -> Result<Response<proto::ConnectIntegrationResponse>, Status> {
         let ctx = Ctx::of(&req)?;
-        let r = req.into_inner();
-        let input = (|| {
-            Ok(ConnectInput {
-                platform: convert::platform_from_proto("platform", r.platform)?,
-                credentials: r.credentials,
-                display_name: r.display_name,
-                metadata: r
-                    .metadata
-                    .map(|m| convert::struct_to_json("metadata", m))
-                    .transpose()?,
-                provider_account_id: r.provider_account_id,
-            })
-        })()
-        .map_err(|e| ctx.status(e))?;
+        let input = ConnectInput::try_from(req.into_inner()).map_err(|e| ctx.status(e))?;
         let i = self
             .integrations
             .connect(&ctx.caller, &ctx.rid, input)
@@ -49,16 +39,7 @@ impl IntegrationService for IntegrationsGrpc {
         req: Request<proto::ListIntegrationsRequest>,
     ) -> Result<Response<proto::ListIntegrationsResponse>, Status> {
         let ctx = Ctx::of(&req)?;
-        let r = req.into_inner();
-        let input = (|| {
-            Ok(ListInput {
-                page_size: i64::from(r.page_size),
-                page_token: r.page_token,
-                platform: convert::platform_from_proto("platform", r.platform)?,
-                status: convert::status_from_proto("status", r.status)?,
-            })
-        })()
-        .map_err(|e| ctx.status(e))?;
+        let input = ListInput::try_from(req.into_inner()).map_err(|e| ctx.status(e))?;
         let (rows, next) = self
             .integrations
             .list(&ctx.caller, input)
@@ -92,61 +73,11 @@ impl IntegrationService for IntegrationsGrpc {
         req: Request<proto::UpdateIntegrationRequest>,
     ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
         let ctx = Ctx::of(&req)?;
-        let r = req.into_inner();
-        let parsed = (|| {
-            let integration = r
-                .integration
-                .ok_or_else(|| crate::error::Error::invalid_field("integration", "is required"))?;
-            let id = parse_integration_name(
-                "integration.name",
-                &integration.name,
-                ctx.caller.workspace_id,
-            )?;
-            let paths: Vec<String> = r.update_mask.map(|m| m.paths).unwrap_or_default();
-            for p in &paths {
-                if !matches!(p.as_str(), "display_name" | "metadata") {
-                    return Err(crate::error::Error::invalid_field(
-                        "update_mask",
-                        "may name only display_name and metadata",
-                    ));
-                }
-            }
-            // AIP-134: an empty mask updates every field that is set.
-            let wants = |f: &str, set: bool| {
-                if paths.is_empty() {
-                    set
-                } else {
-                    paths.iter().any(|p| p == f)
-                }
-            };
-            let display_name = wants("display_name", !integration.display_name.is_empty())
-                .then_some(integration.display_name);
-            let metadata_patch = if wants("metadata", integration.metadata.is_some()) {
-                Some(convert::struct_to_json(
-                    "integration.metadata",
-                    integration.metadata.unwrap_or_default(),
-                )?)
-            } else {
-                None
-            };
-            if display_name.is_none() && metadata_patch.is_none() {
-                return Err(crate::error::Error::invalid_field(
-                    "update_mask",
-                    "names nothing to update",
-                ));
-            }
-            Ok((
-                id,
-                UpdateInput {
-                    display_name,
-                    metadata_patch,
-                },
-            ))
-        })()
-        .map_err(|e| ctx.status(e))?;
+        let (id, input) =
+            update_input(req.into_inner(), ctx.caller.workspace_id).map_err(|e| ctx.status(e))?;
         let i = self
             .integrations
-            .update(&ctx.caller, &ctx.rid, parsed.0, parsed.1)
+            .update(&ctx.caller, &ctx.rid, id, input)
             .await
             .map_err(|e| ctx.status(e))?;
         Ok(Response::new(proto::UpdateIntegrationResponse {
@@ -193,4 +124,88 @@ impl IntegrationService for IntegrationsGrpc {
             latency_ms: t.latency_ms,
         }))
     }
+}
+
+/// How the update's fields are named in a gRPC request.
+const UPDATE_FIELDS: UpdateFieldNames = UpdateFieldNames {
+    display_name: "integration.display_name",
+    metadata: "integration.metadata",
+    selection: "update_mask",
+};
+
+impl TryFrom<proto::ConnectIntegrationRequest> for ConnectInput {
+    type Error = Error;
+
+    fn try_from(r: proto::ConnectIntegrationRequest) -> Result<Self, Error> {
+        Ok(ConnectInput {
+            platform: convert::platform_from_proto("platform", r.platform)?,
+            credentials: r.credentials,
+            display_name: r.display_name,
+            metadata: r
+                .metadata
+                .map(|m| convert::struct_to_json("metadata", m))
+                .transpose()?,
+            provider_account_id: r.provider_account_id,
+        })
+    }
+}
+
+impl TryFrom<proto::ListIntegrationsRequest> for ListInput {
+    type Error = Error;
+
+    fn try_from(r: proto::ListIntegrationsRequest) -> Result<Self, Error> {
+        Ok(ListInput {
+            page_size: i64::from(r.page_size),
+            page_token: r.page_token,
+            platform: convert::platform_from_proto("platform", r.platform)?,
+            status: convert::status_from_proto("status", r.status)?,
+        })
+    }
+}
+
+/// The integration an update names (in the caller's workspace) and what the field mask selects.
+/// AIP-134: an empty mask updates every field that is set.
+fn update_input(
+    r: proto::UpdateIntegrationRequest,
+    workspace: WorkspaceId,
+) -> Result<(IntegrationId, UpdateInput), Error> {
+    let integration = r
+        .integration
+        .ok_or_else(|| Error::invalid_field("integration", "is required"))?;
+    let id = parse_integration_name("integration.name", &integration.name, workspace)?;
+    let paths: Vec<String> = r.update_mask.map(|m| m.paths).unwrap_or_default();
+    if paths
+        .iter()
+        .any(|p| !matches!(p.as_str(), "display_name" | "metadata"))
+    {
+        return Err(Error::invalid_field(
+            "update_mask",
+            "may name only display_name and metadata",
+        ));
+    }
+    let wants = |f: &str, set: bool| {
+        if paths.is_empty() {
+            set
+        } else {
+            paths.iter().any(|p| p == f)
+        }
+    };
+    let display_name = wants("display_name", !integration.display_name.is_empty())
+        .then_some(integration.display_name);
+    let metadata_patch = if wants("metadata", integration.metadata.is_some()) {
+        Some(convert::struct_to_json(
+            UPDATE_FIELDS.metadata,
+            integration.metadata.unwrap_or_default(),
+        )?)
+    } else {
+        None
+    };
+    Ok((
+        id,
+        UpdateInput {
+            display_name,
+            metadata_patch,
+            names: UPDATE_FIELDS,
+        },
+    ))
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::{Ctx, RestState, json_object};
 use crate::domain::{Integration, IntegrationId, IntegrationStatus, Platform, TokenRevocation};
 use crate::error::{Error, FieldViolation};
-use crate::service::integrations::{ConnectInput, ListInput, UpdateInput};
+use crate::service::integrations::{ConnectInput, ListInput, UpdateFieldNames, UpdateInput};
 
 pub fn routes() -> Router<RestState> {
     Router::new()
@@ -101,48 +101,7 @@ async fn connect(
     State(s): State<RestState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let input = (|| {
-        let mut obj = json_object(body)?;
-        let mut v = Vec::new();
-        let platform_raw = string_field(&mut obj, "platform", &mut v);
-        let platform = if platform_raw.is_empty() {
-            None
-        } else {
-            let p = Platform::parse(&platform_raw);
-            if p.is_none() {
-                v.push(FieldViolation::new("platform", "is not a known platform"));
-            }
-            p
-        };
-        let mut credentials = HashMap::new();
-        for (k, val) in object_field(&mut obj, "credentials", &mut v).unwrap_or_default() {
-            match val {
-                Value::String(s) => {
-                    credentials.insert(k, s);
-                }
-                _ => v.push(FieldViolation::new(
-                    format!("credentials.{}", k.chars().take(64).collect::<String>()),
-                    "must be a string",
-                )),
-            }
-        }
-        let display_name = string_field(&mut obj, "display_name", &mut v);
-        let metadata = object_field(&mut obj, "metadata", &mut v);
-        let provider_account_id = string_field(&mut obj, "provider_account_id", &mut v);
-        // Accepted for the seed frontend, which sends it; it carries no meaning here.
-        obj.remove("connection_type");
-        reject_unknown(&obj, &mut v);
-        if !v.is_empty() {
-            return Err(Error::invalid_fields(v));
-        }
-        Ok(ConnectInput {
-            platform,
-            credentials,
-            display_name,
-            metadata,
-            provider_account_id,
-        })
-    })();
+    let input = json_object(body).and_then(ConnectInput::try_from);
     let input = match input {
         Ok(i) => i,
         Err(e) => return ctx.error(e),
@@ -158,51 +117,7 @@ async fn list(
     State(s): State<RestState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let input = (|| {
-        let mut v = Vec::new();
-        let page_size = match q.get("page_size").map(|s| s.parse::<i64>()) {
-            None => 0,
-            Some(Ok(n)) => n,
-            Some(Err(_)) => {
-                v.push(FieldViolation::new("page_size", "must be an integer"));
-                0
-            }
-        };
-        let platform = q.get("platform").filter(|p| !p.is_empty()).and_then(|p| {
-            let parsed = Platform::parse(p);
-            if parsed.is_none() {
-                v.push(FieldViolation::new("platform", "is not a known platform"));
-            }
-            parsed
-        });
-        let status = q.get("status").filter(|p| !p.is_empty()).and_then(|p| {
-            let parsed = IntegrationStatus::parse(p);
-            if parsed.is_none() {
-                v.push(FieldViolation::new("status", "is not a known status"));
-            }
-            parsed
-        });
-        for k in q.keys() {
-            if !matches!(
-                k.as_str(),
-                "page_size" | "page_token" | "platform" | "status"
-            ) {
-                v.push(FieldViolation::new(
-                    k.chars().take(64).collect::<String>(),
-                    "is not a known query parameter",
-                ));
-            }
-        }
-        if !v.is_empty() {
-            return Err(Error::invalid_fields(v));
-        }
-        Ok(ListInput {
-            page_size,
-            page_token: q.get("page_token").cloned().unwrap_or_default(),
-            platform,
-            status,
-        })
-    })();
+    let input = ListInput::try_from(&q);
     let input = match input {
         Ok(i) => i,
         Err(e) => return ctx.error(e),
@@ -248,12 +163,6 @@ async fn update(
         if !v.is_empty() {
             return Err(Error::invalid_fields(v));
         }
-        if display_name.is_none() && metadata_patch.is_none() {
-            return Err(Error::invalid_field(
-                "body",
-                "names nothing to update (display_name, metadata)",
-            ));
-        }
         s.integrations
             .update(
                 &ctx.caller,
@@ -262,6 +171,7 @@ async fn update(
                 UpdateInput {
                     display_name,
                     metadata_patch,
+                    names: UPDATE_FIELDS,
                 },
             )
             .await
@@ -287,5 +197,110 @@ async fn disconnect(ctx: Ctx, State(s): State<RestState>, Path(id): Path<String>
         }))
         .into_response(),
         Err(e) => ctx.error(e),
+    }
+}
+
+/// How the update's fields are named in a REST body.
+const UPDATE_FIELDS: UpdateFieldNames = UpdateFieldNames {
+    display_name: "display_name",
+    metadata: "metadata",
+    selection: "body",
+};
+
+/// The body of `POST /api/v1/integrations/connect`.
+impl TryFrom<Map<String, Value>> for ConnectInput {
+    type Error = Error;
+
+    fn try_from(mut obj: Map<String, Value>) -> Result<Self, Error> {
+        let mut v = Vec::new();
+        let platform_raw = string_field(&mut obj, "platform", &mut v);
+        let platform = if platform_raw.is_empty() {
+            None
+        } else {
+            let p = Platform::parse(&platform_raw);
+            if p.is_none() {
+                v.push(FieldViolation::new("platform", "is not a known platform"));
+            }
+            p
+        };
+        let mut credentials = HashMap::new();
+        for (k, val) in object_field(&mut obj, "credentials", &mut v).unwrap_or_default() {
+            match val {
+                Value::String(s) => {
+                    credentials.insert(k, s);
+                }
+                _ => v.push(FieldViolation::new(
+                    format!("credentials.{}", k.chars().take(64).collect::<String>()),
+                    "must be a string",
+                )),
+            }
+        }
+        let display_name = string_field(&mut obj, "display_name", &mut v);
+        let metadata = object_field(&mut obj, "metadata", &mut v);
+        let provider_account_id = string_field(&mut obj, "provider_account_id", &mut v);
+        // Accepted for the seed frontend, which sends it; it carries no meaning here.
+        obj.remove("connection_type");
+        reject_unknown(&obj, &mut v);
+        if !v.is_empty() {
+            return Err(Error::invalid_fields(v));
+        }
+        Ok(ConnectInput {
+            platform,
+            credentials,
+            display_name,
+            metadata,
+            provider_account_id,
+        })
+    }
+}
+
+/// The query of `GET /api/v1/integrations`.
+impl TryFrom<&HashMap<String, String>> for ListInput {
+    type Error = Error;
+
+    fn try_from(q: &HashMap<String, String>) -> Result<Self, Error> {
+        let mut v = Vec::new();
+        let page_size = match q.get("page_size").map(|s| s.parse::<i64>()) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                v.push(FieldViolation::new("page_size", "must be an integer"));
+                0
+            }
+        };
+        let platform = q.get("platform").filter(|p| !p.is_empty()).and_then(|p| {
+            let parsed = Platform::parse(p);
+            if parsed.is_none() {
+                v.push(FieldViolation::new("platform", "is not a known platform"));
+            }
+            parsed
+        });
+        let status = q.get("status").filter(|p| !p.is_empty()).and_then(|p| {
+            let parsed = IntegrationStatus::parse(p);
+            if parsed.is_none() {
+                v.push(FieldViolation::new("status", "is not a known status"));
+            }
+            parsed
+        });
+        for k in q.keys() {
+            if !matches!(
+                k.as_str(),
+                "page_size" | "page_token" | "platform" | "status"
+            ) {
+                v.push(FieldViolation::new(
+                    k.chars().take(64).collect::<String>(),
+                    "is not a known query parameter",
+                ));
+            }
+        }
+        if !v.is_empty() {
+            return Err(Error::invalid_fields(v));
+        }
+        Ok(ListInput {
+            page_size,
+            page_token: q.get("page_token").cloned().unwrap_or_default(),
+            platform,
+            status,
+        })
     }
 }

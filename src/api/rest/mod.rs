@@ -18,8 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::{Caller, RequestId};
 use crate::error::{Error, Reason};
-use crate::service::Integrations;
-use crate::store::Database;
+use crate::service::{Integrations, System};
 
 /// Largest REST request body we read.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -28,7 +27,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct RestState {
     pub integrations: Integrations,
     pub oauth: crate::service::oauth_flow::OAuth,
-    pub db: Database,
+    pub system: System,
     pub metrics: PrometheusHandle,
     /// False once shutdown starts, so load balancers stop sending traffic.
     pub accepting: Arc<AtomicBool>,
@@ -66,7 +65,7 @@ async fn readyz(State(s): State<RestState>) -> Response {
     if !s.accepting.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    if s.db.ready().await {
+    if s.system.ready().await {
         (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database not ready").into_response()
@@ -74,8 +73,9 @@ async fn readyz(State(s): State<RestState>) -> Response {
 }
 
 async fn metrics(State(s): State<RestState>) -> Response {
-    metrics::gauge!("fh_db_pool_connections").set(f64::from(s.db.pool.size()));
-    metrics::gauge!("fh_db_pool_idle_connections").set(s.db.pool.num_idle() as f64);
+    let (open, idle) = s.system.pool_connections();
+    metrics::gauge!("fh_db_pool_connections").set(f64::from(open));
+    metrics::gauge!("fh_db_pool_idle_connections").set(idle as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),
