@@ -38,6 +38,7 @@ pub enum Command {
     Migrate,
     /// Print a development JWT signed with the configured HS256 secret.
     Token {
+        /// The workspace the token acts in.
         #[arg(long)]
         workspace: uuid::Uuid,
         /// owner, admin, member, viewer or service.
@@ -97,6 +98,8 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub database_url: String,
+    /// Largest number of database connections this replica opens; requests beyond it wait up
+    /// to FH_DB_ACQUIRE_TIMEOUT.
     #[arg(
         long,
         env = "FH_DB_MAX_CONNECTIONS",
@@ -132,6 +135,8 @@ pub struct Settings {
     /// A file holding the FH_ENCRYPTION_KEYS value, as an alternative to the variable.
     #[arg(long, env = "FH_ENCRYPTION_KEYS_FILE", global = true)]
     pub encryption_keys_file: Option<PathBuf>,
+    /// The id of the key new seals use, when it is not the last of FH_ENCRYPTION_KEYS (roll a
+    /// new key out to every replica first, then make it active).
     #[arg(long, env = "FH_ENCRYPTION_ACTIVE_KEY", global = true)]
     pub encryption_active_key: Option<String>,
     /// Where development secrets are created (0600) when none are configured.

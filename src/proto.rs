@@ -1,5 +1,5 @@
-#![allow(clippy::all, clippy::pedantic, missing_docs)]
 //! Generated code: `founderhouse.integrations.v1`.
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
 
 tonic::include_proto!("founderhouse.integrations.v1");
 

@@ -1,3 +1,5 @@
+//! Who is calling: user, workspace and role from the bearer token, and what each role may do.
+
 use std::str::FromStr;
 
 use super::{UserId, WorkspaceId};

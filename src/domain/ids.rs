@@ -1,3 +1,5 @@
+//! Typed identifiers and resource names (`workspaces/{w}/integrations/{i}`).
+
 use std::fmt;
 
 use uuid::Uuid;

@@ -1,3 +1,5 @@
+//! An integration as every layer sees it: no credential values, only the names of the fields set.
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 

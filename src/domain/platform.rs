@@ -1,3 +1,5 @@
+//! Platforms, integration statuses, connection types and health states, with their wire names.
+
 use std::fmt;
 
 macro_rules! string_enum {

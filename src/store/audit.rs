@@ -1,3 +1,5 @@
+//! `audit_events`: who did what to which integration; never a secret.
+
 use serde_json::Value;
 use sqlx::PgConnection;
 

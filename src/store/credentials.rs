@@ -1,3 +1,5 @@
+//! `credentials`: one sealed row per credential field, and rewrapping them under the active key.
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};

@@ -1,3 +1,5 @@
+//! `workspaces`: created on first use, so integrations can reference them.
+
 use sqlx::PgConnection;
 
 use crate::domain::WorkspaceId;

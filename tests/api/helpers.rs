@@ -36,6 +36,34 @@ pub struct TestApp {
     pub workspace: Uuid,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Set once `stop` has dropped the database; otherwise `Drop` does it.
+    stopped: bool,
+}
+
+/// A test that fails (panics) before `stop` still stops its server and drops its database.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+        // Drop cannot await, and the test's runtime may be unwinding: a thread of its own with a
+        // runtime of its own drops the database.
+        let name = self.db_name.clone();
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(drop_db(&name)))
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.db_name);
+        }
+    }
 }
 
 /// A fresh database name; created (and migrated) by the app itself on start.
@@ -108,6 +136,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         workspace: Uuid::new_v4(),
         shutdown,
         handle: Some(handle),
+        stopped: false,
     }
 }
 
@@ -157,6 +186,7 @@ impl TestApp {
             h.await.expect("app task").expect("app ran cleanly");
         }
         drop_db(&self.db_name).await;
+        self.stopped = true;
     }
 }
 

@@ -1,4 +1,5 @@
 //! The one integration-test binary: the real service on loopback, a fresh database per test.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the value in its message
 
 mod helpers;
 

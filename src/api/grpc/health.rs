@@ -1,3 +1,5 @@
+//! `HealthService` over gRPC: authenticates and scopes each call; the checks themselves are not built yet.
+
 use std::pin::Pin;
 
 use futures::Stream;

@@ -1,3 +1,5 @@
+//! `OAuthService` over gRPC: start an authorization, refresh, revoke, list the providers.
+
 use tonic::{Request, Response, Status};
 
 use super::{Ctx, convert};

@@ -153,9 +153,21 @@ async fn the_circuit_closes_when_the_probe_after_the_cooldown_succeeds() {
     rig.invoke(LIST, json!({})).await.unwrap_err();
     let open = rig.invoke(LIST, json!({})).await.unwrap_err();
 
-    // Waiting out the breaker's clock, not a server.
-    tokio::time::sleep(cooldown).await;
-    let probe = rig.invoke(LIST, json!({})).await;
+    // Until the cooldown has passed the open circuit refuses without calling; then one probe
+    // goes through.
+    let deadline = std::time::Instant::now() + cooldown * 10;
+    let probe = loop {
+        match rig.invoke(LIST, json!({})).await {
+            Err(e) if reason(&e) == "CIRCUIT_OPEN" => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the circuit never half-opened"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => break other,
+        }
+    };
     let after = rig.invoke(LIST, json!({})).await;
 
     assert_eq!(reason(&open), "CIRCUIT_OPEN");

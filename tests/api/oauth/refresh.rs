@@ -69,6 +69,48 @@ async fn wait_for_expiry_beyond(app: &TestApp, id: &str, secs: i64, within: Dura
     }
 }
 
+/// Waits until a session of the app's database is blocked on a lock.
+async fn wait_for_a_lock_waiter(app: &TestApp) {
+    let pool = app.pool().await;
+    let deadline = Instant::now() + NO_HANG;
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nobody waited for the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pool.close().await;
+}
+
+/// The stored credential version of an integration: it moves with every stored refresh.
+async fn credential_version(app: &TestApp, id: &str) -> i64 {
+    let pool = app.pool().await;
+    let v = sqlx::query_scalar("SELECT credential_version FROM integrations WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(id).unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    v
+}
+
+/// Waits until a refresh of the integration has been stored after version `seen`.
+async fn wait_for_version_beyond(app: &TestApp, id: &str, seen: i64) {
+    let deadline = Instant::now() + NO_HANG;
+    while credential_version(app, id).await <= seen {
+        assert!(Instant::now() < deadline, "no refresh was stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn refreshing_on_demand_over_grpc_rotates_the_refresh_token_and_returns_the_integration() {
     let (app, fake) = rig(Flavour::Zoom).await;
@@ -592,6 +634,7 @@ async fn a_rest_caller_that_disconnects_mid_refresh_loses_no_rotated_token() {
     let (app, fake) = rig(Flavour::Notion).await;
     let connected = connect_ok(&app, &fake).await;
     let before = fake.grant(0).refresh_token;
+    let version = credential_version(&app, &connected.id).await;
     fake.slow_token_endpoint(Duration::from_millis(500));
     let url = app.rest_url(&format!(
         "/api/v1/oauth/notion/refresh?integration_id={}",
@@ -605,8 +648,8 @@ async fn a_rest_caller_that_disconnects_mid_refresh_loses_no_rotated_token() {
         () = fake.wait_until("the provider received the refresh", NO_HANG, |f| f.refreshes() == 1) => {}
     }
     assert_ne!(fake.grant(0).refresh_token, before, "the provider rotated");
-    // Notion's tokens carry no expiry: give the abandoned refresh time to finish.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The abandoned refresh still stores what the provider rotated.
+    wait_for_version_beyond(&app, &connected.id, version).await;
 
     fake.slow_token_endpoint(Duration::ZERO);
     refresh(&app, &connected.id)
@@ -623,35 +666,37 @@ async fn a_grpc_deadline_shorter_than_the_provider_loses_no_rotated_token() {
     let (app, fake) = rig(Flavour::Zoom).await;
     let connected = connect_ok(&app, &fake).await;
     fake.expires_in(None, Some(7_200));
-    fake.slow_token_endpoint(Duration::from_millis(500));
+    // The deadline leaves ample time to reach the provider and strikes long before it answers.
+    fake.slow_token_endpoint(Duration::from_millis(2_500));
 
     let mut request = refresh_request(&connected.id, &app.token(Role::Admin));
-    request.set_timeout(Duration::from_millis(50));
-    let status = oauth_client(&app)
-        .await
-        .refresh_integration(request)
-        .await
-        .unwrap_err();
+    request.set_timeout(Duration::from_millis(1_000));
+    let mut client = oauth_client(&app).await;
+    let (status, ()) = tokio::join!(
+        async { client.refresh_integration(request).await.unwrap_err() },
+        fake.wait_until("the provider received the refresh", NO_HANG, |f| {
+            f.refreshes() == 1
+        }),
+    );
     assert!(
         matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
         "{status:?}"
     );
-
-    if fake.refreshes() == 0 {
-        // The deadline struck before the provider was called: wait to see if it still is.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    if fake.refreshes() == 1 {
-        wait_for_expiry_beyond(&app, &connected.id, 7_000, NO_HANG).await;
-    }
-    fake.slow_token_endpoint(Duration::ZERO);
-    let before = fake.refreshes();
-    refresh(&app, &connected.id)
-        .await
-        .expect("a later refresh works");
     assert_eq!(
         fake.refreshes(),
-        before + 1,
+        1,
+        "the provider was called before the deadline"
+    );
+
+    // The abandoned refresh finishes and stores the rotated tokens.
+    wait_for_expiry_beyond(&app, &connected.id, 7_000, NO_HANG).await;
+    fake.slow_token_endpoint(Duration::ZERO);
+    refresh(&app, &connected.id)
+        .await
+        .expect("a later refresh uses the rotated refresh token");
+    assert_eq!(
+        fake.refreshes(),
+        2,
         "the later refresh reached the provider"
     );
     fake.assert_clean();
@@ -679,7 +724,7 @@ async fn a_replica_that_dies_holding_the_refresh_lock_blocks_nobody_for_long() {
     let token = app.token(Role::Admin);
     let name = connected.id.clone();
     let refreshing = tokio::spawn(async move { refresh_with(&mut client, &name, &token).await });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_a_lock_waiter(&app).await;
     assert!(
         fake.refreshes() <= 1,
         "the provider was called {} times while the lock was held",

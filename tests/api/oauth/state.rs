@@ -30,6 +30,16 @@ async fn integration_count(app: &TestApp) -> usize {
         .len()
 }
 
+/// Moves every state's expiry into the past, as ten minutes of waiting would.
+async fn expire_every_state(app: &TestApp) {
+    let pool = app.pool().await;
+    sqlx::query("UPDATE oauth_states SET expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
 /// Start and consent: the provider's redirect back to us, not yet followed.
 async fn consented(app: &TestApp, fake: &Fake) -> reqwest::Url {
     let started = start(app, fake.flavour, "", &app.token(Role::Member))
@@ -84,16 +94,13 @@ async fn concurrent_replays_of_one_callback_connect_exactly_once() {
 
 #[tokio::test]
 async fn an_expired_state_is_state_expired_and_the_provider_is_not_called() {
-    let (app, fake) = rig_with(Flavour::Zoom, Options::default(), |c| {
-        c.oauth.state_ttl = Duration::from_secs(1);
-    })
-    .await;
+    let (app, fake) = rig(Flavour::Zoom).await;
     let started = start(&app, Flavour::Zoom, "", &app.token(Role::Member))
         .await
         .unwrap();
     let redirect = at_provider(&started.authorization_url).await;
 
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    expire_every_state(&app).await;
     let landing = follow_to_app(&app, &redirect).await;
 
     landing.assert_error("state_expired", Flavour::Zoom);
@@ -375,10 +382,7 @@ async fn the_callback_answers_garbage_with_a_redirect_never_an_error_page() {
 
 #[tokio::test]
 async fn a_replayed_or_expired_state_still_lands_on_its_return_to() {
-    let (app, fake) = rig_with(Flavour::Zoom, Options::default(), |c| {
-        c.oauth.state_ttl = Duration::from_secs(1);
-    })
-    .await;
+    let (app, fake) = rig(Flavour::Zoom).await;
     let return_to = "http://localhost:3000/settings";
     let token = app.token(Role::Member);
     let used = start(&app, Flavour::Zoom, return_to, &token).await.unwrap();
@@ -390,7 +394,7 @@ async fn a_replayed_or_expired_state_still_lands_on_its_return_to() {
         .await
         .assert_success(Flavour::Zoom);
     let replay = follow_to_app(&app, &used).await;
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    expire_every_state(&app).await;
     let expired = follow_to_app(&app, &stale).await;
 
     assert_eq!(replay.base(), return_to);
