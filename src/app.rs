@@ -404,3 +404,25 @@ impl Tasks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Tasks;
+
+    #[tokio::test]
+    async fn a_task_that_stops_or_panics_is_reported_by_name() {
+        let mut tasks = Tasks::default();
+        tasks.spawn("quitter", async { Ok(()) });
+        let exit = tasks.join_next().await.expect("one task");
+        let error = tasks.report_exit(exit);
+        assert_eq!(error.to_string(), "quitter stopped before shutdown");
+
+        tasks.spawn("crasher", async { panic!("on purpose") });
+        let exit = tasks.join_next().await.expect("one task");
+        let error = tasks.report_exit(exit);
+        assert!(
+            error.to_string().starts_with("crasher ended abnormally"),
+            "{error}"
+        );
+    }
+}

@@ -103,3 +103,60 @@ pub fn jobs(oauth: &OAuth, every: Duration) -> Vec<Job> {
         }),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::error::{ErrorKind, Reason};
+
+    #[tokio::test]
+    async fn a_failing_job_keeps_its_timer_and_never_stops_another() {
+        let failing_runs = Arc::new(AtomicUsize::new(0));
+        let good_runs = Arc::new(AtomicUsize::new(0));
+        let failing = Job::new("failing", MIN_INTERVAL, {
+            let runs = failing_runs.clone();
+            move || {
+                runs.fetch_add(1, Ordering::Relaxed);
+                async {
+                    Err(Error::new(
+                        ErrorKind::Unavailable,
+                        Reason::DatabaseUnavailable,
+                        "down",
+                    ))
+                }
+            }
+        });
+        let good = Job::new("good", MIN_INTERVAL, {
+            let runs = good_runs.clone();
+            move || {
+                runs.fetch_add(1, Ordering::Relaxed);
+                async { Ok(Sweep::default()) }
+            }
+        });
+        let shutdown = CancellationToken::new();
+        let tasks = [
+            tokio::spawn(failing.run_until(shutdown.clone())),
+            tokio::spawn(good.run_until(shutdown.clone())),
+        ];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while failing_runs.load(Ordering::Relaxed) < 2 || good_runs.load(Ordering::Relaxed) < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "both jobs run again and again"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shutdown.cancel();
+        for task in tasks {
+            task.await.expect("a job returns at shutdown");
+        }
+
+        assert!(
+            failing_runs.load(Ordering::Relaxed) >= 2,
+            "retried on its timer"
+        );
+        assert!(good_runs.load(Ordering::Relaxed) >= 2, "unaffected");
+    }
+}

@@ -62,6 +62,21 @@ pub enum CallbackError {
 }
 
 impl CallbackError {
+    /// Our own reasons, as the README lists them (the provider passthroughs are not listed).
+    pub const OWN: &'static [CallbackError] = &[
+        CallbackError::AccessDenied,
+        CallbackError::InvalidState,
+        CallbackError::StateExpired,
+        CallbackError::StateReused,
+        CallbackError::PlatformMismatch,
+        CallbackError::IssuerMismatch,
+        CallbackError::MissingCode,
+        CallbackError::ExchangeFailed,
+        CallbackError::ProviderUnavailable,
+        CallbackError::ProviderNotConfigured,
+        CallbackError::ServerError,
+    ];
+
     /// The `error=` value of the redirect.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -449,5 +464,40 @@ impl OAuth {
     /// The stale-state cleanup job: deletes states long past expiry, returns how many.
     pub async fn delete_stale_states(&self) -> Result<u64, Error> {
         store::oauth_states::delete_stale(&self.inner.db).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallbackError;
+
+    #[test]
+    fn every_own_callback_reason_is_in_the_readme() {
+        let readme = include_str!("../../../README.md");
+        for e in CallbackError::OWN {
+            assert!(
+                readme.contains(&format!("`{}`", e.as_str())),
+                "README does not list the callback reason {}",
+                e.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn known_provider_errors_pass_through_and_others_become_provider_error() {
+        for known in [
+            "access_denied",
+            "invalid_scope",
+            "login_required",
+            "server_error",
+        ] {
+            assert_eq!(CallbackError::from_provider(known).as_str(), known);
+        }
+        for other in ["", "weird", "access_denied<script>"] {
+            assert_eq!(
+                CallbackError::from_provider(other),
+                CallbackError::ProviderError
+            );
+        }
     }
 }

@@ -320,3 +320,32 @@ fn backs_off(e: &Error) -> bool {
         ErrorKind::Unavailable | ErrorKind::FailedPrecondition
     ) && e.reason() != Reason::RefreshTokenRevoked
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Failure;
+    use crate::error::{Error, ErrorKind, Reason};
+
+    #[test]
+    fn a_failure_keeps_everything_but_the_cause() {
+        let e = Error::new(
+            ErrorKind::FailedPrecondition,
+            Reason::ProviderRejected,
+            "zoom rejected the refresh",
+        )
+        .with_metadata("provider_code", "invalid_client")
+        .with_retry_after(Duration::from_secs(3))
+        .with_cause(anyhow::anyhow!("logged, not shared"));
+
+        let shared = Error::from(Failure::from(&e));
+
+        assert_eq!(shared.kind(), e.kind());
+        assert_eq!(shared.reason(), e.reason());
+        assert_eq!(shared.message(), e.message());
+        assert_eq!(shared.metadata(), e.metadata());
+        assert_eq!(shared.retry_after(), Some(Duration::from_secs(3)));
+        assert!(shared.cause().is_none());
+    }
+}
