@@ -9,8 +9,9 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 
 use super::{CLAIM_LEASE, OAuth, expiry};
-use crate::domain::Secret;
-use crate::domain::{Caller, Integration, IntegrationId, IntegrationStatus, Platform, ProviderId};
+use crate::domain::{
+    Caller, Integration, IntegrationId, IntegrationStatus, Platform, ProviderId, Secret,
+};
 use crate::error::{Error, ErrorKind, Reason};
 use crate::oauth::client::{self, OAuthError};
 use crate::service::Sweep;
