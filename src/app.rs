@@ -1,6 +1,8 @@
 //! Composition root: pool and migrations, keyring, services, listeners (port 0 works), servers,
-//! and one shutdown token.
+//! background jobs, and one shutdown token; a task that dies early shuts the whole app down.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -30,8 +33,9 @@ use crate::proto::{
     integration_service_server::IntegrationServiceServer,
     o_auth_service_server::OAuthServiceServer,
 };
+use crate::scheduler::{self, Job};
 use crate::service::credentials::CredentialAccess;
-use crate::service::oauth_flow::OAuth;
+use crate::service::oauth::OAuth;
 use crate::service::operations::Operations;
 use crate::service::{Integrations, System};
 use crate::store::Database;
@@ -46,6 +50,7 @@ pub struct App {
     oauth: OAuth,
     operations: Operations,
     system: System,
+    jobs: Vec<Job>,
     cors: CorsLayer,
     limits: Limits,
     shutdown: CancellationToken,
@@ -121,8 +126,7 @@ impl App {
             config.frontend_url.clone(),
             config.cors_origins.clone(),
         );
-        let access =
-            CredentialAccess::new(db.pool.clone(), keyring.clone()).with_oauth(oauth.clone());
+        let access = CredentialAccess::new(db.pool.clone(), keyring.clone(), oauth.clone());
         let mut policy = config.connectors.policy.clone();
         // A connector call must answer before the server's own request timeout cuts it off.
         policy.default_deadline = policy.default_deadline.min(config.limits.request_timeout);
@@ -139,7 +143,8 @@ impl App {
             access,
         );
         let system = System::new(db.clone(), keyring.clone());
-        let integrations = Integrations::new(db.pool.clone(), keyring).with_oauth(oauth.clone());
+        let integrations = Integrations::new(db.pool.clone(), keyring, oauth.clone());
+        let jobs = scheduler::jobs(&oauth, config.oauth.refresh_interval);
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
@@ -155,6 +160,7 @@ impl App {
             oauth,
             operations,
             system,
+            jobs,
             cors: cors(&config.cors_origins),
             limits: config.limits,
             shutdown: CancellationToken::new(),
@@ -183,7 +189,9 @@ impl App {
     }
 
     /// Serves until the shutdown token is cancelled, then: readiness fails, listeners stop
-    /// accepting, in-flight calls get `shutdown_grace` to finish, the pool closes.
+    /// accepting, in-flight calls get `shutdown_grace` to finish, the pool closes. A server or
+    /// job that stops before that (an error, a panic) is logged and shuts the app down the same
+    /// way, and `run` answers an error naming it: never half alive.
     pub async fn run(self) -> anyhow::Result<()> {
         let limits = self.limits.clone();
         let accepting = Arc::new(AtomicBool::new(true));
@@ -279,27 +287,42 @@ impl App {
         .layer(ObserveLayer::new("rest"));
 
         let token = self.shutdown.clone();
-        let refresh_task = tokio::spawn(self.oauth.clone().run_refresh_loop(token.clone()));
+        let mut tasks = Tasks::default();
         let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
-        let grpc_task = tokio::spawn({
+        tasks.spawn("gRPC server", {
             let token = token.clone();
             async move {
                 grpc.serve_with_incoming_shutdown(incoming, token.cancelled_owned())
                     .await
+                    .context("gRPC server")
             }
         });
-        let rest_task = tokio::spawn({
+        tasks.spawn("REST server", {
             let token = token.clone();
             let listener = self.http_listener;
             async move {
                 axum::serve(listener, rest)
                     .with_graceful_shutdown(token.cancelled_owned())
                     .await
+                    .context("REST server")
             }
         });
+        for job in self.jobs {
+            let token = token.clone();
+            tasks.spawn(job.name(), async move {
+                job.run_until(token).await;
+                Ok(())
+            });
+        }
         tracing::info!("serving");
 
-        token.cancelled().await;
+        let mut failure = tokio::select! {
+            // Biased: a task that ends because shutdown began is not an early exit.
+            biased;
+            _ = token.cancelled() => None,
+            Some(exit) = tasks.join_next() => Some(tasks.report_exit(exit)),
+        };
+        token.cancel();
         accepting.store(false, Ordering::Relaxed);
         health_reporter
             .set_service_status("", tonic_health::ServingStatus::NotServing)
@@ -307,19 +330,102 @@ impl App {
         tracing::info!(grace = ?limits.shutdown_grace, "shutting down");
 
         let drained = tokio::time::timeout(limits.shutdown_grace, async {
-            let (g, r, _) = tokio::join!(grpc_task, rest_task, refresh_task);
-            (g, r)
+            let mut first = None;
+            while let Some(exit) = tasks.join_next().await {
+                let (name, result) = tasks.named(exit);
+                if let Err(e) = result {
+                    tracing::error!(task = name, error = %format!("{e:#}"), "task failed during shutdown");
+                    first.get_or_insert(e);
+                }
+            }
+            first
         })
         .await;
         match drained {
-            Ok((g, r)) => {
-                g.context("gRPC server task")?.context("gRPC server")?;
-                r.context("REST server task")?.context("REST server")?;
-            }
+            Ok(error) => failure = failure.or(error),
+            // The set, dropped on return, aborts what is left.
             Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
         }
         self.db.pool.close().await;
         tracing::info!("stopped");
-        Ok(())
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// The app's long-running tasks (servers and jobs), by name.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<anyhow::Result<()>>,
+    names: HashMap<Id, &'static str>,
+}
+
+impl Tasks {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) {
+        let handle = self.set.spawn(task);
+        self.names.insert(handle.id(), name);
+    }
+
+    async fn join_next(&mut self) -> Option<Result<(Id, anyhow::Result<()>), JoinError>> {
+        self.set.join_next_with_id().await
+    }
+
+    /// The task's name and what it ended with; a panic becomes an error.
+    fn named(
+        &self,
+        exit: Result<(Id, anyhow::Result<()>), JoinError>,
+    ) -> (&'static str, anyhow::Result<()>) {
+        let id = match &exit {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let name = self.names.get(&id).copied().unwrap_or("a task");
+        let result = match exit {
+            Ok((_, result)) => result,
+            // Servers and jobs never abort themselves, so this is a panic.
+            Err(e) => Err(anyhow::anyhow!("{name} ended abnormally: {e}")),
+        };
+        (name, result)
+    }
+
+    /// A task ended before shutdown: logs which and why (like zero-to-production's
+    /// `report_exit`) and answers the error `run` returns.
+    fn report_exit(&self, exit: Result<(Id, anyhow::Result<()>), JoinError>) -> anyhow::Error {
+        let (task, result) = self.named(exit);
+        match result {
+            Ok(()) => {
+                tracing::error!(task, "task stopped before shutdown; shutting down");
+                anyhow::anyhow!("{task} stopped before shutdown")
+            }
+            Err(e) => {
+                tracing::error!(task, error = %format!("{e:#}"), "task failed; shutting down");
+                e
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tasks;
+
+    #[tokio::test]
+    async fn a_task_that_stops_or_panics_is_reported_by_name() {
+        let mut tasks = Tasks::default();
+        tasks.spawn("quitter", async { Ok(()) });
+        let exit = tasks.join_next().await.expect("one task");
+        let error = tasks.report_exit(exit);
+        assert_eq!(error.to_string(), "quitter stopped before shutdown");
+
+        tasks.spawn("crasher", async { panic!("on purpose") });
+        let exit = tasks.join_next().await.expect("one task");
+        let error = tasks.report_exit(exit);
+        assert!(
+            error.to_string().starts_with("crasher ended abnormally"),
+            "{error}"
+        );
     }
 }

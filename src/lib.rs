@@ -18,6 +18,8 @@ pub mod error;
 pub mod oauth;
 /// Generated protobuf types and service stubs.
 pub mod proto;
+/// Background jobs on their own timers; they call the service only.
+pub mod scheduler;
 /// AES-256-GCM sealing of credentials under versioned keys.
 pub mod secrets;
 /// Use cases, one module per service.

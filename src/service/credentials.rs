@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use sqlx::PgPool;
 
-use super::oauth_flow::OAuth;
+use super::oauth::OAuth;
 use crate::domain::{
     Caller, ConnectionType, Credentials, Integration, IntegrationId, IntegrationStatus, WorkspaceId,
 };
@@ -21,22 +21,13 @@ const EXPIRY_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 pub struct CredentialAccess {
     db: PgPool,
     keyring: Arc<KeyRing>,
-    oauth: Option<OAuth>,
+    oauth: OAuth,
 }
 
 impl CredentialAccess {
-    pub fn new(db: PgPool, keyring: Arc<KeyRing>) -> Self {
-        Self {
-            db,
-            keyring,
-            oauth: None,
-        }
-    }
-
-    /// Enables refresh of OAuth tokens (before expiry, and after a provider's 401).
-    pub fn with_oauth(mut self, oauth: OAuth) -> Self {
-        self.oauth = Some(oauth);
-        self
+    /// `oauth` refreshes OAuth tokens (before expiry, and after a provider's 401).
+    pub fn new(db: PgPool, keyring: Arc<KeyRing>, oauth: OAuth) -> Self {
+        Self { db, keyring, oauth }
     }
 
     /// The OAuth refresher, when this integration's tokens can be refreshed at all.
@@ -46,7 +37,7 @@ impl CredentialAccess {
                 .credential_fields
                 .iter()
                 .any(|f| f == "refresh_token");
-        self.oauth.as_ref().filter(|_| refreshable)
+        refreshable.then_some(&self.oauth)
     }
 
     /// The integration (which must be the caller's) and its opened credentials, ready to use.

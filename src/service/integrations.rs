@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
-use super::oauth_flow::OAuth;
+use super::oauth::OAuth;
 use super::paging;
 use crate::domain::{
     Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus, Platform, RequestId,
@@ -58,7 +58,7 @@ pub struct UpdateFieldNames {
 pub struct Integrations {
     db: PgPool,
     keyring: Arc<KeyRing>,
-    oauth: Option<OAuth>,
+    oauth: OAuth,
 }
 
 fn check_display_name(field: &str, name: &str) -> Result<String, FieldViolation> {
@@ -125,18 +125,9 @@ fn filters_key(platform: Option<Platform>, status: Option<IntegrationStatus>) ->
 }
 
 impl Integrations {
-    pub fn new(db: PgPool, keyring: Arc<KeyRing>) -> Self {
-        Self {
-            db,
-            keyring,
-            oauth: None,
-        }
-    }
-
-    /// Disconnecting OAuth integrations then revokes their tokens at the provider.
-    pub fn with_oauth(mut self, oauth: OAuth) -> Self {
-        self.oauth = Some(oauth);
-        self
+    /// Disconnecting an OAuth integration revokes its tokens at the provider through `oauth`.
+    pub fn new(db: PgPool, keyring: Arc<KeyRing>, oauth: OAuth) -> Self {
+        Self { db, keyring, oauth }
     }
 
     pub async fn connect(
@@ -338,12 +329,11 @@ impl Integrations {
             return Ok((before, Vec::new()));
         }
         // Provider calls happen outside the transaction: no row lock is held across the network.
-        let revocations = match &self.oauth {
-            Some(oauth) if before.connection_type == ConnectionType::Oauth => {
-                let creds = store::credentials::open_all(&self.db, &self.keyring, id).await?;
-                oauth.revoke_upstream(&before, &creds).await
-            }
-            _ => local_only_revocations(&before),
+        let revocations = if before.connection_type == ConnectionType::Oauth {
+            let creds = store::credentials::open_all(&self.db, &self.keyring, id).await?;
+            self.oauth.revoke_upstream(&before, &creds).await
+        } else {
+            local_only_revocations(&before)
         };
         let mut tx = self.db.begin().await?;
         let current = store::integrations::get_for_update(&mut tx, caller.workspace_id, id)

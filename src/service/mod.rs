@@ -2,10 +2,27 @@
 
 pub mod credentials;
 pub mod integrations;
-pub mod oauth_flow;
+pub mod oauth;
 pub mod operations;
 pub mod paging;
 pub mod system;
 
 pub use integrations::Integrations;
 pub use system::System;
+
+/// What one run of a background job did, row by row. A failed row was logged where it failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub done: usize,
+    pub failed: usize,
+}
+
+impl Sweep {
+    /// Counts one row's outcome.
+    pub fn record<T, E>(&mut self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.done += 1,
+            Err(_) => self.failed += 1,
+        }
+    }
+}

@@ -1,3 +1,5 @@
+//! The connection pool: creating the database when missing, connecting, migrating, readiness.
+
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+//! The `integrations` table: connections, their status, and the refresh bookkeeping.
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgExecutor};
@@ -297,20 +299,30 @@ pub struct RefreshRow {
     pub refreshed_secs_ago: Option<f64>,
 }
 
-/// Locks an integration's row for a refresh. Waits at most the transaction's `lock_timeout`,
-/// then answers Unavailable `REFRESH_IN_PROGRESS` (another replica is refreshing it, or died
-/// holding the lock, which PostgreSQL releases when its connection goes).
+/// Locks an integration's row for a refresh, inside the caller's transaction. Waits at most
+/// `timeout` (the transaction's `lock_timeout`, set here), then answers Unavailable
+/// `REFRESH_IN_PROGRESS` (another replica is refreshing it, or died holding the lock, which
+/// PostgreSQL releases when its connection goes).
 pub async fn lock_for_refresh(
-    conn: &mut PgConnection,
+    tx: &mut PgConnection,
     id: IntegrationId,
+    timeout: std::time::Duration,
 ) -> Result<Option<RefreshRow>, Error> {
+    // SET takes no bind parameters; the value is a number we format ourselves. LOCAL keeps it
+    // to this transaction.
+    let lock_ms = timeout.as_millis().max(1);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL lock_timeout = '{lock_ms}ms'"
+    )))
+    .execute(&mut *tx)
+    .await?;
     sqlx::query_as(
         "SELECT workspace_id, platform, status, credential_version,
                 EXTRACT(EPOCH FROM now() - tokens_refreshed_at)::float8 AS refreshed_secs_ago
          FROM integrations WHERE id = $1 FOR UPDATE",
     )
     .bind(id.0)
-    .fetch_optional(conn)
+    .fetch_optional(tx)
     .await
     .map_err(|e| match &e {
         // 55P03 lock_not_available: lock_timeout expired.

@@ -1,8 +1,10 @@
+//! The `oauth_states` table: one row per started authorization, used up by its callback.
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::domain::{UserId, WorkspaceId};
+use crate::domain::{Role, UserId, WorkspaceId};
 use crate::error::Error;
 use crate::secrets::{KeyId, Sealed};
 
@@ -45,11 +47,29 @@ pub async fn insert(exec: impl PgExecutor<'_>, s: &NewState<'_>) -> Result<(), E
 }
 
 #[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    user_role: String,
+    provider: String,
+    platform: String,
+    verifier_key_id: Option<String>,
+    verifier_nonce: Option<Vec<u8>>,
+    verifier_ciphertext: Option<Vec<u8>>,
+    return_to: Option<String>,
+    redirect_uri: String,
+    expired: bool,
+    consumed: bool,
+}
+
+/// A started authorization, as its callback reads it.
 pub struct StateRow {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub user_id: Uuid,
-    pub user_role: String,
+    /// The role of the user who started the flow, when they started it.
+    pub user_role: Role,
     pub provider: String,
     pub platform: String,
     verifier_key_id: Option<String>,
@@ -59,6 +79,35 @@ pub struct StateRow {
     pub redirect_uri: String,
     pub expired: bool,
     pub consumed: bool,
+}
+
+impl TryFrom<Row> for StateRow {
+    type Error = Error;
+
+    fn try_from(r: Row) -> Result<Self, Error> {
+        // We wrote the role from a parsed Role; anything else means the row is corrupt.
+        let user_role = r.user_role.parse().map_err(|_| {
+            Error::internal(anyhow::anyhow!(
+                "unexpected user_role {:?} in oauth_states row",
+                r.user_role
+            ))
+        })?;
+        Ok(StateRow {
+            id: r.id,
+            workspace_id: r.workspace_id,
+            user_id: r.user_id,
+            user_role,
+            provider: r.provider,
+            platform: r.platform,
+            verifier_key_id: r.verifier_key_id,
+            verifier_nonce: r.verifier_nonce,
+            verifier_ciphertext: r.verifier_ciphertext,
+            return_to: r.return_to,
+            redirect_uri: r.redirect_uri,
+            expired: r.expired,
+            consumed: r.consumed,
+        })
+    }
 }
 
 impl StateRow {
@@ -85,7 +134,7 @@ pub async fn get_for_update(
     conn: &mut PgConnection,
     hash: &[u8],
 ) -> Result<Option<StateRow>, Error> {
-    Ok(sqlx::query_as(
+    let row: Option<Row> = sqlx::query_as(
         "SELECT id, workspace_id, user_id, user_role, provider, platform, verifier_key_id,
                 verifier_nonce, verifier_ciphertext, return_to, redirect_uri,
                 expires_at <= now() AS expired, consumed_at IS NOT NULL AS consumed
@@ -93,7 +142,8 @@ pub async fn get_for_update(
     )
     .bind(hash)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    row.map(StateRow::try_from).transpose()
 }
 
 pub async fn consume(conn: &mut PgConnection, hash: &[u8]) -> Result<(), Error> {

@@ -124,7 +124,6 @@ fn transports_appear_only_in_api_and_the_composition_root() {
 }
 
 #[test]
-#[ignore = "service/oauth_flow.rs still sets lock_timeout; removed in this change set"]
 fn sql_is_written_only_in_the_store() {
     let found = offenders(
         |rel| !under(rel, &["store"]),

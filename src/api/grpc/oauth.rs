@@ -7,7 +7,7 @@ use crate::domain::ProviderId;
 use crate::domain::parse_integration_name;
 use crate::proto::{self, o_auth_service_server::OAuthService};
 use crate::service::Integrations;
-use crate::service::oauth_flow::OAuth;
+use crate::service::oauth::OAuth;
 
 pub struct OAuthGrpc {
     pub integrations: Integrations,

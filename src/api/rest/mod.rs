@@ -26,7 +26,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct RestState {
     pub integrations: Integrations,
-    pub oauth: crate::service::oauth_flow::OAuth,
+    pub oauth: crate::service::oauth::OAuth,
     pub system: System,
     pub metrics: PrometheusHandle,
     /// False once shutdown starts, so load balancers stop sending traffic.

@@ -16,7 +16,7 @@ use super::{Ctx, RestState, RidOnly, json_object};
 use crate::domain::Secret;
 use crate::domain::{IntegrationId, Platform};
 use crate::error::Error;
-use crate::service::oauth_flow::CallbackParams;
+use crate::service::oauth::CallbackParams;
 
 pub fn routes() -> Router<RestState> {
     Router::new()

@@ -804,3 +804,29 @@ async fn refresh_names_the_bad_field_and_api_key_integrations_do_not_refresh() {
     assert_eq!(reason(&status), "REFRESH_NOT_SUPPORTED");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refresh_the_provider_refuses_tells_the_caller_the_providers_error_code() {
+    use tonic_types::StatusExt;
+
+    let (app, fake) = rig(Flavour::Zoom).await;
+    let connected = connect_ok(&app, &fake).await;
+    // A 400 with an error other than invalid_grant: refused, but the grant is not dead.
+    fake.fail_token_endpoint(Some(400));
+
+    let status = refresh(&app, &connected.id).await.unwrap_err();
+
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "PROVIDER_REJECTED");
+    let info = status.get_details_error_info().expect("error info");
+    assert_eq!(
+        info.metadata.get("provider_code").map(String::as_str),
+        Some("temporarily_unavailable"),
+        "the flight keeps the metadata: {info:?}"
+    );
+    let i = get(&app, &connected.id, &app.token(Role::Viewer)).await;
+    assert_eq!(status_of(&i), IntegrationStatus::Connected);
+    fake.fail_token_endpoint(None);
+    fake.assert_clean();
+    app.stop().await;
+}

@@ -1,0 +1,503 @@
+//! Authorization: start a flow (state, PKCE, the provider's URL) and finish it at the callback,
+//! storing the grant; plus the cleanup of spent states.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use reqwest::Url;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{OAuth, expiry};
+use crate::domain::{
+    Caller, IntegrationId, Platform, ProviderId, RequestId, Secret, UserId, WorkspaceId,
+};
+use crate::error::{Error, Reason};
+use crate::oauth::client::{self, OAuthError, TokenSet};
+use crate::oauth::pkce;
+use crate::secrets::SealContext;
+use crate::store::{self, integrations::NewIntegration};
+
+/// What StartAuthorization answers.
+pub struct Started {
+    pub authorization_url: String,
+    /// Also inside the URL; handed to the frontend as the product spec's REST answer has it.
+    pub state: Secret<String>,
+    pub expires_at: chrono::DateTime<Utc>,
+    pub platform: Platform,
+}
+
+/// Query parameters of the provider's redirect to our callback.
+#[derive(Default)]
+pub struct CallbackParams {
+    pub code: Option<Secret<String>>,
+    pub state: Option<Secret<String>>,
+    pub error: Option<String>,
+    pub iss: Option<String>,
+}
+
+/// Why a callback failed, as the frontend reads it from `error=` (the README's list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallbackError {
+    AccessDenied,
+    InvalidState,
+    StateExpired,
+    StateReused,
+    PlatformMismatch,
+    IssuerMismatch,
+    MissingCode,
+    ExchangeFailed,
+    ProviderUnavailable,
+    ProviderNotConfigured,
+    ServerError,
+    // Provider errors (RFC 6749 and OpenID Connect) passed through as they came.
+    InvalidScope,
+    TemporarilyUnavailable,
+    UnauthorizedClient,
+    ConsentRequired,
+    LoginRequired,
+    InteractionRequired,
+    /// Any other error the provider redirected with.
+    ProviderError,
+}
+
+impl CallbackError {
+    /// Our own reasons, as the README lists them (the provider passthroughs are not listed).
+    pub const OWN: &'static [CallbackError] = &[
+        CallbackError::AccessDenied,
+        CallbackError::InvalidState,
+        CallbackError::StateExpired,
+        CallbackError::StateReused,
+        CallbackError::PlatformMismatch,
+        CallbackError::IssuerMismatch,
+        CallbackError::MissingCode,
+        CallbackError::ExchangeFailed,
+        CallbackError::ProviderUnavailable,
+        CallbackError::ProviderNotConfigured,
+        CallbackError::ServerError,
+    ];
+
+    /// The `error=` value of the redirect.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CallbackError::AccessDenied => "access_denied",
+            CallbackError::InvalidState => "invalid_state",
+            CallbackError::StateExpired => "state_expired",
+            CallbackError::StateReused => "state_reused",
+            CallbackError::PlatformMismatch => "platform_mismatch",
+            CallbackError::IssuerMismatch => "issuer_mismatch",
+            CallbackError::MissingCode => "missing_code",
+            CallbackError::ExchangeFailed => "exchange_failed",
+            CallbackError::ProviderUnavailable => "provider_unavailable",
+            CallbackError::ProviderNotConfigured => "provider_not_configured",
+            CallbackError::ServerError => "server_error",
+            CallbackError::InvalidScope => "invalid_scope",
+            CallbackError::TemporarilyUnavailable => "temporarily_unavailable",
+            CallbackError::UnauthorizedClient => "unauthorized_client",
+            CallbackError::ConsentRequired => "consent_required",
+            CallbackError::LoginRequired => "login_required",
+            CallbackError::InteractionRequired => "interaction_required",
+            CallbackError::ProviderError => "provider_error",
+        }
+    }
+
+    /// The provider's own `error=`: known codes pass through, anything else (which could echo
+    /// whatever the provider put there) becomes `provider_error`.
+    fn from_provider(error: &str) -> Self {
+        match error {
+            "access_denied" => CallbackError::AccessDenied,
+            "invalid_scope" => CallbackError::InvalidScope,
+            "server_error" => CallbackError::ServerError,
+            "temporarily_unavailable" => CallbackError::TemporarilyUnavailable,
+            "unauthorized_client" => CallbackError::UnauthorizedClient,
+            "consent_required" => CallbackError::ConsentRequired,
+            "login_required" => CallbackError::LoginRequired,
+            "interaction_required" => CallbackError::InteractionRequired,
+            _ => CallbackError::ProviderError,
+        }
+    }
+}
+
+/// Logs a failure the browser only sees as `server_error`, with its cause (never a secret).
+fn server_error(rid: &RequestId, what: &str, e: &Error) -> CallbackError {
+    tracing::warn!(request_id = %rid, reason = e.reason().as_str(), cause = ?e.cause().map(|c| format!("{c:#}")), "{what}");
+    CallbackError::ServerError
+}
+
+impl OAuth {
+    /// `{FH_PUBLIC_URL}/api/v1/oauth/{platform}/callback`, never built from a request's Host.
+    fn redirect_uri(&self, platform: Platform) -> String {
+        let base = self.inner.public_url.as_str().trim_end_matches('/');
+        format!("{base}/api/v1/oauth/{platform}/callback")
+    }
+
+    fn default_return(&self) -> Url {
+        let mut url = self.inner.frontend_url.clone();
+        if url.path() == "/" || url.path().is_empty() {
+            url.set_path("/integrations");
+        }
+        url
+    }
+
+    /// Accepts `return_to` only under an allowed frontend origin (no open redirect).
+    fn check_return_to(&self, return_to: &str) -> Result<Option<Url>, Error> {
+        let return_to = return_to.trim();
+        if return_to.is_empty() {
+            return Ok(None);
+        }
+        let bad = || {
+            Error::invalid_field(
+                "return_to",
+                "must be a URL under an allowed frontend origin",
+            )
+        };
+        if return_to.len() > 2048 {
+            return Err(bad());
+        }
+        let url = Url::parse(return_to).map_err(|_| bad())?;
+        let origin = url.origin().ascii_serialization();
+        let allowed = matches!(url.scheme(), "http" | "https")
+            && url.username().is_empty()
+            && url.password().is_none()
+            && self
+                .inner
+                .allowed_origins
+                .iter()
+                .any(|o| o.trim_end_matches('/') == origin);
+        if allowed { Ok(Some(url)) } else { Err(bad()) }
+    }
+
+    pub async fn start(
+        &self,
+        caller: &Caller,
+        platform: Option<Platform>,
+        return_to: &str,
+    ) -> Result<Started, Error> {
+        caller.require_member()?;
+        let platform = platform.ok_or_else(|| Error::invalid_field("platform", "is required"))?;
+        let id = ProviderId::for_platform(platform).ok_or_else(|| {
+            Error::invalid_field(
+                "platform",
+                format!("{platform} connects with an API key, not OAuth"),
+            )
+        })?;
+        let return_to = self.check_return_to(return_to)?;
+        let p = self.inner.catalogue.get(id)?;
+
+        let state = pkce::random_token();
+        let verifier = p.pkce.then(pkce::random_token);
+        let state_id = Uuid::new_v4();
+        let sealed = verifier
+            .as_ref()
+            .map(|v| {
+                self.inner.keyring.seal(
+                    &SealContext {
+                        integration_id: state_id,
+                        field: "pkce_verifier",
+                    },
+                    v.expose().as_bytes(),
+                )
+            })
+            .transpose()
+            .map_err(Error::internal)?;
+        let redirect_uri = self.redirect_uri(platform);
+        let expires_at = Utc::now()
+            + chrono::Duration::from_std(self.inner.settings.state_ttl)
+                .unwrap_or(chrono::Duration::minutes(10));
+
+        let mut url = p.authorize_url.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &p.client_id)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("state", state.expose());
+            if !p.scopes.is_empty() {
+                q.append_pair("scope", &p.scopes.join(p.scope_separator));
+            }
+            if id == ProviderId::Slack {
+                // Search needs a user token, which only `user_scope` grants.
+                q.append_pair("user_scope", "search:read");
+            }
+            if let Some(v) = &verifier {
+                q.append_pair("code_challenge", &pkce::challenge(v.expose()))
+                    .append_pair("code_challenge_method", "S256");
+            }
+            for (k, v) in p.extra {
+                q.append_pair(k, v);
+            }
+        }
+        store::oauth_states::insert(
+            &self.inner.db,
+            &store::oauth_states::NewState {
+                id: state_id,
+                hash: &pkce::state_hash(state.expose()),
+                workspace_id: caller.workspace_id,
+                user_id: caller.user_id,
+                user_role: caller.role.as_str(),
+                provider: id.as_str(),
+                platform: platform.as_str(),
+                verifier: sealed.as_ref(),
+                return_to: return_to.as_ref().map(Url::as_str),
+                redirect_uri: &redirect_uri,
+                expires_at,
+            },
+        )
+        .await?;
+        Ok(Started {
+            authorization_url: url.into(),
+            state,
+            expires_at,
+            platform,
+        })
+    }
+
+    /// Finishes an authorization and answers where the browser goes: the frontend, with
+    /// `success=true&platform=&integration_id=` or `error=<reason>&platform=`. Never an error
+    /// page; never a token, code or state in the URL.
+    pub async fn callback(
+        &self,
+        path_platform: &str,
+        params: CallbackParams,
+        rid: &RequestId,
+    ) -> Url {
+        let platform =
+            Platform::parse(path_platform).filter(|p| ProviderId::for_platform(*p).is_some());
+        let shown_platform = platform.map_or("unknown", Platform::as_str);
+        let fail = |base: Url, reason: CallbackError| {
+            let mut url = base;
+            url.query_pairs_mut()
+                .append_pair("error", reason.as_str())
+                .append_pair("platform", shown_platform);
+            url
+        };
+        let Some(state) = params
+            .state
+            .as_ref()
+            .filter(|s| !s.expose().is_empty() && s.expose().len() <= 512)
+        else {
+            return fail(self.default_return(), CallbackError::InvalidState);
+        };
+        match self.finish(platform, state, &params, rid).await {
+            Ok((base, id, warning)) => {
+                let mut url = base;
+                url.query_pairs_mut()
+                    .append_pair("success", "true")
+                    .append_pair("platform", shown_platform)
+                    .append_pair("integration_id", &id.to_string());
+                if let Some(w) = warning {
+                    url.query_pairs_mut().append_pair("warning", w);
+                }
+                url
+            }
+            Err((base, reason)) => fail(base.unwrap_or_else(|| self.default_return()), reason),
+        }
+    }
+
+    /// The callback's work; errors carry where to send the browser and why.
+    async fn finish(
+        &self,
+        platform: Option<Platform>,
+        state: &Secret<String>,
+        params: &CallbackParams,
+        rid: &RequestId,
+    ) -> Result<(Url, IntegrationId, Option<&'static str>), (Option<Url>, CallbackError)> {
+        let hash = pkce::state_hash(state.expose());
+        let db_err = |e: Error| (None, server_error(rid, "oauth callback failed", &e));
+        let mut tx = self.inner.db.begin().await.map_err(|e| db_err(e.into()))?;
+        let row = store::oauth_states::get_for_update(&mut tx, &hash)
+            .await
+            .map_err(db_err)?
+            .ok_or((None, CallbackError::InvalidState))?;
+        let base = row
+            .return_to
+            .as_deref()
+            .and_then(|r| Url::parse(r).ok())
+            .unwrap_or_else(|| self.default_return());
+        let fail = |reason| (Some(base.clone()), reason);
+        if row.consumed {
+            return Err(fail(CallbackError::StateReused));
+        }
+        // Every outcome from here uses the state up.
+        store::oauth_states::consume(&mut tx, &hash)
+            .await
+            .map_err(db_err)?;
+        let outcome = self.exchange_in(&mut tx, platform, &row, params, rid).await;
+        tx.commit().await.map_err(|e| db_err(e.into()))?;
+        match outcome {
+            Ok((id, warning)) => {
+                tracing::info!(request_id = %rid, integration_id = %id, provider = %row.provider, "oauth connection finished");
+                Ok((base, id, warning))
+            }
+            Err(reason) => {
+                tracing::info!(request_id = %rid, provider = %row.provider, reason = reason.as_str(), "oauth connection failed");
+                Err(fail(reason))
+            }
+        }
+    }
+
+    async fn exchange_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        platform: Option<Platform>,
+        row: &store::oauth_states::StateRow,
+        params: &CallbackParams,
+        rid: &RequestId,
+    ) -> Result<(IntegrationId, Option<&'static str>), CallbackError> {
+        if row.expired {
+            return Err(CallbackError::StateExpired);
+        }
+        let id = ProviderId::parse(&row.provider).ok_or(CallbackError::InvalidState)?;
+        // Mix-up defence: the provider that redirected must be the one the flow started with.
+        if platform.map(Platform::as_str) != Some(row.platform.as_str()) {
+            return Err(CallbackError::PlatformMismatch);
+        }
+        let platform = id.platform();
+        if let Some(error) = &params.error {
+            return Err(CallbackError::from_provider(error));
+        }
+        let p = self
+            .inner
+            .catalogue
+            .get(id)
+            .map_err(|_| CallbackError::ProviderNotConfigured)?;
+        if let (Some(iss), Some(expected)) = (&params.iss, &p.issuer)
+            && iss != expected
+        {
+            return Err(CallbackError::IssuerMismatch);
+        }
+        let code = params
+            .code
+            .as_ref()
+            .filter(|c| !c.expose().is_empty())
+            .ok_or(CallbackError::MissingCode)?;
+        let verifier = match row.verifier() {
+            Ok(Some(sealed)) => Some(
+                self.inner
+                    .keyring
+                    .open_string(
+                        &SealContext {
+                            integration_id: row.id,
+                            field: "pkce_verifier",
+                        },
+                        &sealed,
+                    )
+                    .map_err(|_| CallbackError::ServerError)?,
+            ),
+            Ok(None) => None,
+            Err(_) => return Err(CallbackError::ServerError),
+        };
+        let tokens = client::exchange(
+            &self.inner.http,
+            p,
+            self.inner.settings.provider_timeout,
+            code.expose(),
+            &row.redirect_uri,
+            verifier.as_ref().map(|v| v.expose().as_str()),
+        )
+        .await
+        .map_err(|e| match e {
+            OAuthError::Unavailable { .. } => CallbackError::ProviderUnavailable,
+            OAuthError::Rejected { .. } | OAuthError::Malformed { .. } => {
+                CallbackError::ExchangeFailed
+            }
+        })?;
+        let scope_missing = p.needs_refresh_token && !tokens.has("refresh_token");
+        let caller = Caller {
+            user_id: UserId(row.user_id),
+            workspace_id: WorkspaceId(row.workspace_id),
+            role: row.user_role,
+        };
+        let integration = self
+            .store_grant(tx, &caller, platform, tokens, scope_missing, rid)
+            .await
+            .map_err(|e| server_error(rid, "storing an oauth grant failed", &e))?;
+        Ok((integration, scope_missing.then_some("scope_missing")))
+    }
+
+    async fn store_grant(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        caller: &Caller,
+        platform: Platform,
+        tokens: TokenSet,
+        scope_missing: bool,
+        rid: &RequestId,
+    ) -> Result<IntegrationId, Error> {
+        let account = tokens.account_id.clone().unwrap_or_default();
+        let expires_at = expiry(tokens.expires_in);
+        store::workspaces::ensure(tx, caller.workspace_id).await?;
+        let new_id = IntegrationId::new();
+        let id = store::integrations::upsert_oauth(
+            tx,
+            &NewIntegration {
+                id: new_id,
+                workspace_id: caller.workspace_id,
+                platform,
+                display_name: platform.title(),
+                metadata: &tokens.metadata,
+                provider_account_id: &account,
+                scopes: &tokens.scopes,
+                credential_expires_at: expires_at,
+                created_by: caller.user_id,
+            },
+            scope_missing.then_some(Reason::ScopeMissing),
+        )
+        .await?;
+        // A reconnect replaces every token of the old grant.
+        store::credentials::delete_all(tx, id).await?;
+        let fields: BTreeMap<&str, Secret<String>> = tokens.fields.into_iter().collect();
+        store::credentials::put(tx, &self.inner.keyring, id, &fields, expires_at).await?;
+        let names: Vec<&str> = fields.keys().copied().collect();
+        store::audit::record(
+            tx,
+            caller,
+            Some(id),
+            if id == new_id { "integration.connected" } else { "integration.reconnected" },
+            json!({"platform": platform.as_str(), "via": "oauth", "credential_fields": names, "scope_missing": scope_missing}),
+            rid,
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// The stale-state cleanup job: deletes states long past expiry, returns how many.
+    pub async fn delete_stale_states(&self) -> Result<u64, Error> {
+        store::oauth_states::delete_stale(&self.inner.db).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallbackError;
+
+    #[test]
+    fn every_own_callback_reason_is_in_the_readme() {
+        let readme = include_str!("../../../README.md");
+        for e in CallbackError::OWN {
+            assert!(
+                readme.contains(&format!("`{}`", e.as_str())),
+                "README does not list the callback reason {}",
+                e.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn known_provider_errors_pass_through_and_others_become_provider_error() {
+        for known in [
+            "access_denied",
+            "invalid_scope",
+            "login_required",
+            "server_error",
+        ] {
+            assert_eq!(CallbackError::from_provider(known).as_str(), known);
+        }
+        for other in ["", "weird", "access_denied<script>"] {
+            assert_eq!(
+                CallbackError::from_provider(other),
+                CallbackError::ProviderError
+            );
+        }
+    }
+}

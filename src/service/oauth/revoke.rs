@@ -1,0 +1,306 @@
+//! Revocation: revoke an integration's tokens at the provider when it is disconnected, queue
+//! what the provider could not take, and retry the queue in the background.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{CLAIM_LEASE, OAuth};
+use crate::domain::{Integration, ProviderId, Secret, TokenRevocation};
+use crate::error::{Error, Reason};
+use crate::oauth::Provider;
+use crate::oauth::catalogue::Revocation;
+use crate::oauth::client::{self, Revoked};
+use crate::secrets::SealContext;
+use crate::service::Sweep;
+use crate::store;
+
+impl OAuth {
+    /// Revokes an OAuth integration's tokens at the provider. Never fails: what could not be
+    /// revoked is reported with a reason, and the caller destroys the local copies regardless.
+    pub async fn revoke_upstream(
+        &self,
+        integration: &Integration,
+        creds: &BTreeMap<String, Secret<String>>,
+    ) -> Vec<TokenRevocation> {
+        let entry =
+            |token_type: &str, revoked: bool, reason: Reason, message: String| TokenRevocation {
+                token_type: token_type.to_owned(),
+                revoked_upstream: revoked,
+                reason: Some(reason),
+                message,
+            };
+        let title = integration.platform.title();
+        let Some(id) = ProviderId::for_platform(integration.platform) else {
+            return Vec::new();
+        };
+        let p = match self.inner.catalogue.get(id) {
+            Ok(p) => p,
+            Err(_) => {
+                return creds
+                    .keys()
+                    .map(|f| entry(f, false, Reason::ProviderNotConfigured, format!("{title} OAuth is not configured here, so nothing could be revoked upstream")))
+                    .collect();
+            }
+        };
+        match p.revocation {
+            Revocation::Unsupported => creds
+                .keys()
+                .map(|f| {
+                    entry(
+                        f,
+                        false,
+                        Reason::ProviderHasNoRevocation,
+                        format!(
+                            "{title} has no per-token revocation; the token was destroyed here"
+                        ),
+                    )
+                })
+                .collect(),
+            Revocation::Slack => {
+                let mut out = Vec::new();
+                let user = creds.get("user_token");
+                let bot = creds
+                    .get("access_token")
+                    .filter(|t| t.expose().starts_with("xoxb-") || user.is_some());
+                if let Some(u) =
+                    user.or_else(|| creds.get("access_token").filter(|_| bot.is_none()))
+                {
+                    out.push(
+                        self.revoke_token(
+                            integration,
+                            p,
+                            "user_token",
+                            Method::Slack,
+                            u,
+                            "access_token",
+                        )
+                        .await,
+                    );
+                }
+                if let Some(b) = bot {
+                    let others = store::integrations::count_live_for_account(
+                        &self.inner.db,
+                        integration.platform,
+                        &integration.provider_account_id,
+                        integration.id,
+                    )
+                    .await;
+                    match others {
+                        Ok(0) => out.push(self.revoke_token(integration, p, "bot_token", Method::Slack, b, "access_token").await),
+                        Ok(n) => out.push(entry("bot_token", false, Reason::SharedBotToken, format!("the Slack bot token is shared with {n} other connection(s) of this Slack team; it stays valid until the last one disconnects"))),
+                        Err(_) => out.push(entry("bot_token", false, Reason::SharedBotToken, "could not tell whether other connections share the bot token, so it was left valid".to_owned())),
+                    }
+                }
+                out
+            }
+            Revocation::Rfc7009 { access_first } => {
+                let (field, hint) = match (access_first, creds.contains_key("refresh_token")) {
+                    (false, true) => ("refresh_token", "refresh_token"),
+                    _ => ("access_token", "access_token"),
+                };
+                let Some(token) = creds.get(field) else {
+                    return Vec::new();
+                };
+                let result = self
+                    .revoke_token(integration, p, field, Method::Rfc7009, token, hint)
+                    .await;
+                // Revoking the grant invalidates its other tokens too.
+                let mut out = vec![result.clone()];
+                for other in creds.keys().filter(|f| f.as_str() != field) {
+                    out.push(TokenRevocation {
+                        token_type: other.clone(),
+                        ..result.clone()
+                    });
+                }
+                out
+            }
+        }
+    }
+
+    /// Revokes one token; when the provider is unavailable, queues a sealed copy that the
+    /// revocation-retry job retries, and says so.
+    async fn revoke_token(
+        &self,
+        integration: &Integration,
+        p: &Provider,
+        token_type: &'static str,
+        method: Method,
+        token: &Secret<String>,
+        hint: &'static str,
+    ) -> TokenRevocation {
+        let title = integration.platform.title();
+        let entry = |reason: Option<Reason>, message: String| TokenRevocation {
+            token_type: token_type.to_owned(),
+            revoked_upstream: reason.is_none(),
+            reason,
+            message,
+        };
+        match self.call_revocation(p, method, token.expose(), hint).await {
+            Revoked::Yes => entry(None, format!("revoked at {title}")),
+            Revoked::Rejected { code } => entry(
+                Some(Reason::ProviderRejected),
+                format!("{title} refused the revocation ({code}); the token was destroyed here"),
+            ),
+            Revoked::Unavailable => {
+                let queued = self
+                    .queue_revocation(integration, p, method, token, hint)
+                    .await;
+                let later = match queued {
+                    Ok(()) => "; the revocation will be retried in the background",
+                    Err(e) => {
+                        tracing::warn!(integration_id = %integration.id, reason = e.reason().as_str(), "could not queue a revocation retry");
+                        ""
+                    }
+                };
+                entry(
+                    Some(Reason::ProviderUnavailable),
+                    format!("{title} did not answer; the token was destroyed here{later}"),
+                )
+            }
+        }
+    }
+
+    async fn call_revocation(
+        &self,
+        p: &Provider,
+        method: Method,
+        token: &str,
+        hint: &str,
+    ) -> Revoked {
+        let timeout = self.inner.settings.provider_timeout;
+        match method {
+            Method::Rfc7009 => {
+                client::revoke_rfc7009(&self.inner.http, p, timeout, token, hint).await
+            }
+            Method::Slack => client::revoke_slack(&self.inner.http, p, timeout, token).await,
+        }
+    }
+
+    async fn queue_revocation(
+        &self,
+        integration: &Integration,
+        p: &Provider,
+        method: Method,
+        token: &Secret<String>,
+        hint: &str,
+    ) -> Result<(), Error> {
+        let id = Uuid::new_v4();
+        let sealed = self
+            .inner
+            .keyring
+            .seal(
+                &SealContext {
+                    integration_id: id,
+                    field: REVOCATION_FIELD,
+                },
+                token.expose().as_bytes(),
+            )
+            .map_err(Error::internal)?;
+        store::revocations::insert(
+            &self.inner.db,
+            &store::revocations::NewPending {
+                id,
+                integration: integration.id,
+                provider: p.id.as_str(),
+                method: method.as_str(),
+                hint,
+                token: &sealed,
+                first_retry_in: self.inner.settings.revocation_retry_base,
+            },
+        )
+        .await
+    }
+
+    /// The revocation-retry job: retries queued revocations that are due. Gives up (and
+    /// forgets the token) after `REVOCATION_MAX_ATTEMPTS`, about a day of backing off. A row
+    /// that fails is logged and left to its lease; the others go on.
+    pub async fn retry_revocations(&self) -> Result<Sweep, Error> {
+        let due = store::revocations::claim_due(&self.inner.db, CLAIM_LEASE, 20).await?;
+        let mut sweep = Sweep::default();
+        for pending in due {
+            let result = self.retry_revocation(&pending).await;
+            if let Err(e) = &result {
+                tracing::warn!(integration_id = %pending.integration_id, provider = %pending.provider, reason = %e.reason(), cause = ?e.cause().map(|c| format!("{c:#}")), "queued revocation failed");
+            }
+            sweep.record(&result);
+        }
+        Ok(sweep)
+    }
+
+    async fn retry_revocation(&self, pending: &store::revocations::Pending) -> Result<(), Error> {
+        let provider =
+            ProviderId::parse(&pending.provider).and_then(|id| self.inner.catalogue.get(id).ok());
+        let method = Method::parse(&pending.method);
+        let (Some(p), Some(method)) = (provider, method) else {
+            tracing::warn!(integration_id = %pending.integration_id, provider = %pending.provider, "dropping a queued revocation: its provider is no longer configured");
+            return store::revocations::delete(&self.inner.db, pending.id).await;
+        };
+        let token = pending.sealed().and_then(|sealed| {
+            self.inner
+                .keyring
+                .open_string(
+                    &SealContext {
+                        integration_id: pending.id,
+                        field: REVOCATION_FIELD,
+                    },
+                    &sealed,
+                )
+                .map_err(Error::internal)
+        })?;
+        match self
+            .call_revocation(p, method, token.expose(), &pending.token_type_hint)
+            .await
+        {
+            Revoked::Yes => {
+                tracing::info!(integration_id = %pending.integration_id, provider = %pending.provider, "queued revocation done");
+                store::revocations::delete(&self.inner.db, pending.id).await
+            }
+            Revoked::Rejected { code } => {
+                tracing::warn!(integration_id = %pending.integration_id, provider = %pending.provider, code, "queued revocation refused");
+                store::revocations::delete(&self.inner.db, pending.id).await
+            }
+            Revoked::Unavailable if pending.attempts + 1 >= REVOCATION_MAX_ATTEMPTS => {
+                tracing::warn!(integration_id = %pending.integration_id, provider = %pending.provider, "giving up a queued revocation after repeated outages");
+                store::revocations::delete(&self.inner.db, pending.id).await
+            }
+            Revoked::Unavailable => {
+                let base = self.inner.settings.revocation_retry_base.as_secs_f64()
+                    * 2f64.powi(pending.attempts.clamp(0, 10));
+                let wait = Duration::from_secs_f64(
+                    base.min(6.0 * 3600.0) * (0.5 + rand::random::<f64>() / 2.0),
+                );
+                store::revocations::retry_later(&self.inner.db, pending.id, wait).await
+            }
+        }
+    }
+}
+
+/// How a queued revocation is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Rfc7009,
+    Slack,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Rfc7009 => "rfc7009",
+            Method::Slack => "slack",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "rfc7009" => Some(Method::Rfc7009),
+            "slack" => Some(Method::Slack),
+            _ => None,
+        }
+    }
+}
+
+/// AAD field of a token sealed for a revocation retry.
+const REVOCATION_FIELD: &str = "pending_revocation";
+const REVOCATION_MAX_ATTEMPTS: i32 = 12;
