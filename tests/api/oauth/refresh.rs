@@ -69,6 +69,34 @@ async fn wait_for_expiry_beyond(app: &TestApp, id: &str, secs: i64, within: Dura
     }
 }
 
+/// How many times the `token_refresh` job of this test process has run (replicas of one test
+/// share the count), read from `/metrics`.
+async fn refresh_runs(app: &TestApp) -> u64 {
+    let text = http()
+        .get(app.rest_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("fh_job_runs_total{") && l.contains("job=\"token_refresh\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits until the background refresh has run `n` more times: whatever it would do, it has
+/// had the chance to.
+async fn wait_for_refresh_runs(app: &TestApp, n: u64) {
+    let target = refresh_runs(app).await + n;
+    let deadline = Instant::now() + NO_HANG;
+    while refresh_runs(app).await < target {
+        assert!(Instant::now() < deadline, "the refresh job stopped running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until a session of the app's database is blocked on a lock.
 async fn wait_for_a_lock_waiter(app: &TestApp) {
     let pool = app.pool().await;
@@ -340,7 +368,7 @@ async fn a_background_refresh_that_gets_invalid_grant_marks_needs_reauth_once_an
         assert!(Instant::now() < deadline, "never marked: {i:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_refresh_runs(&app, 3).await;
 
     assert_eq!(
         fake.refreshes(),
@@ -441,7 +469,7 @@ async fn slack_and_monday_have_nothing_to_refresh_and_never_expire() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["reason"], "REFRESH_NOT_SUPPORTED");
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_refresh_runs(&app, 3).await;
 
     for fake in [&slack, &monday] {
         assert_eq!(fake.refreshes(), 0, "{:?}", fake.flavour);
@@ -494,7 +522,7 @@ async fn the_background_loop_refreshes_a_token_about_to_expire_without_any_call(
     fake.wait_until("the loop refreshed", NO_HANG, |f| f.refreshes() >= 1)
         .await;
     wait_for_expiry_beyond(&app, &connected.id, 3_000, NO_HANG).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_refresh_runs(&app, 3).await;
 
     assert_eq!(fake.refreshes(), 1, "a fresh token is not refreshed again");
     let i = get(&app, &connected.id, &app.token(Role::Viewer)).await;
@@ -526,7 +554,7 @@ async fn the_background_loops_of_two_replicas_refresh_a_due_token_exactly_once()
 
     let connected = connect_ok(&app, &fake).await;
     wait_for_expiry_beyond(&app, &connected.id, 3_000, NO_HANG).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_refresh_runs(&app, 6).await;
 
     assert_eq!(fake.refreshes(), 1);
     fake.assert_clean();
