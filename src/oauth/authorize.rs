@@ -46,3 +46,88 @@ pub fn authorize_url(
     }
     Ok(request.url().0)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::ProviderId;
+    use crate::oauth::catalogue::Catalogue;
+    use crate::oauth::{ProviderSettings, pkce};
+
+    /// The URL `service::oauth_flow::start` wrote by hand before oauth2, kept as the reference.
+    fn by_hand(p: &Provider, redirect_uri: &str, state: &str, verifier: Option<&str>) -> Url {
+        let mut url = p.authorize_url.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &p.client_id)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("state", state);
+            if !p.scopes.is_empty() {
+                q.append_pair("scope", &p.scopes.join(p.scope_separator));
+            }
+            if p.id == ProviderId::Slack {
+                q.append_pair("user_scope", "search:read");
+            }
+            if let Some(v) = verifier {
+                q.append_pair("code_challenge", &pkce::challenge(v))
+                    .append_pair("code_challenge_method", "S256");
+            }
+            for (k, v) in p.extra {
+                q.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    fn params(url: &Url) -> BTreeMap<String, String> {
+        url.query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_provider_gets_the_parameters_it_got_by_hand() {
+        let mut settings = BTreeMap::new();
+        for id in ProviderId::ALL {
+            let custom = id == ProviderId::Custom;
+            settings.insert(
+                id.as_str().to_owned(),
+                ProviderSettings {
+                    client_id: Some(format!("{id}-client")),
+                    client_secret: Some(Secret::new("secret".into())),
+                    authorize_url: custom.then(|| "https://auth.test/a?tenant=t1".into()),
+                    token_url: custom.then(|| "https://auth.test/t".into()),
+                    scopes: custom.then(|| vec!["read".into(), "write".into()]),
+                    ..Default::default()
+                },
+            );
+        }
+        let catalogue = Catalogue::new(&settings).unwrap();
+        let redirect = "https://fh.test/api/v1/oauth/x/callback";
+        for id in ProviderId::ALL {
+            let p = catalogue.get(id).unwrap();
+            let state = pkce::random_token();
+            let verifier = p.pkce.then(pkce::random_token);
+            let url = authorize_url(p, redirect, &state, verifier.as_ref()).unwrap();
+            let want = by_hand(
+                p,
+                redirect,
+                state.expose(),
+                verifier.as_ref().map(|v| v.expose().as_str()),
+            );
+            assert_eq!(params(&url), params(&want), "{id}");
+            assert_eq!(
+                url.as_str().split('?').next(),
+                want.as_str().split('?').next()
+            );
+            assert_eq!(
+                params(&url).len(),
+                url.query_pairs().count(),
+                "{id}: no repeats"
+            );
+        }
+    }
+}
