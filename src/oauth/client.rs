@@ -256,8 +256,11 @@ pub async fn revoke_slack(
             Err(SeamError::TooLarge) => Revoked::Rejected {
                 code: "provider_error".to_owned(),
             },
-            Ok(r) if r.status() == reqwest::StatusCode::OK => Revoked::Yes,
+            // Not JSON: not Slack's answer (a proxy's error page, say); try again later.
             Ok(r) => match serde_json::from_slice::<Value>(r.body()) {
+                Err(_) => Revoked::Unavailable,
+                // The seam left 200 only on `ok:true`.
+                Ok(_) if r.status() == reqwest::StatusCode::OK => Revoked::Yes,
                 Ok(answer) => {
                     let code = answer
                         .get("error")
@@ -269,7 +272,6 @@ pub async fn revoke_slack(
                         Revoked::Rejected { code }
                     }
                 }
-                Err(_) => Revoked::Unavailable,
             },
         }
     })

@@ -93,6 +93,14 @@ impl<'a> Seam<'a> {
             .await
             .map_err(|e| SeamError::Unavailable(transport_error(&e).to_owned()))?;
         let status = resp.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(SeamError::Unavailable(format!(
+                "endpoint answered {status}"
+            )));
+        }
+        if call_needs_no_body(self.call, status) {
+            return Ok(answer(StatusCode::OK, Vec::new()));
+        }
         let bytes = read_limited(resp, MAX_RESPONSE_BYTES, deadline)
             .await
             .map_err(|e| match e {
@@ -100,23 +108,28 @@ impl<'a> Seam<'a> {
                 ReadError::TimedOut => SeamError::Unavailable("timed out".to_owned()),
                 ReadError::Network => SeamError::Unavailable("transport error".to_owned()),
             })?;
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(SeamError::Unavailable(format!(
-                "endpoint answered {status}"
-            )));
-        }
         let (status, body) = normalise(self.flavor, self.call, status, bytes.to_vec());
-        // JSON is read as JSON whatever the provider labelled it, as before oauth2; anything
-        // else goes unlabelled and oauth2 finds it unreadable.
-        let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
-        let mut out = HttpResponse::new(body);
-        *out.status_mut() = status;
-        if is_json {
-            out.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        Ok(out)
+        Ok(answer(status, body))
     }
+}
+
+/// RFC 7009 2.2: a 2xx revocation answer says everything in its status; its body is not read.
+fn call_needs_no_body(call: Call, status: StatusCode) -> bool {
+    call == Call::Revoke && status.is_success()
+}
+
+/// An answer for oauth2, labelled JSON when it is JSON.
+fn answer(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    // JSON is read as JSON whatever the provider labelled it, as before oauth2; anything else
+    // goes unlabelled and oauth2 finds it unreadable.
+    let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
+    let mut out = HttpResponse::new(body);
+    *out.status_mut() = status;
+    if is_json {
+        out.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    out
 }
 
 /// oauth2's HTTP client is the seam. The boxed future is `Send` with a concrete type, which
@@ -148,9 +161,9 @@ fn normalise(
             o.get("error").and_then(Value::as_str).map(str::to_owned)
         }
         .or_else(|| (!success).then(|| format!("http_{}", status.as_u16()))),
-        // Not JSON: a revocation failure keeps its status as the code; token endpoint
-        // answers pass through for oauth2 to call unreadable.
-        _ if !success && call != Call::Token => Some(format!("http_{}", status.as_u16())),
+        // Not JSON: an RFC 7009 failure keeps its status as the code; other answers pass
+        // through for their reader to call unreadable.
+        _ if !success && call == Call::Revoke => Some(format!("http_{}", status.as_u16())),
         _ => None,
     };
     if let Some(code) = code {
