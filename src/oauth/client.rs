@@ -256,8 +256,8 @@ pub async fn revoke_slack(
             Err(SeamError::TooLarge) => Revoked::Rejected {
                 code: "provider_error".to_owned(),
             },
-            // Not JSON: not Slack's answer (a proxy's error page, say); try again later.
             Ok(r) => match serde_json::from_slice::<Value>(r.body()) {
+                // Not JSON: not Slack's answer (a proxy's error page, say); try again later.
                 Err(_) => Revoked::Unavailable,
                 // The seam left 200 only on `ok:true`.
                 Ok(_) if r.status() == reqwest::StatusCode::OK => Revoked::Yes,
