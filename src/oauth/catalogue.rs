@@ -46,6 +46,7 @@ struct Defaults {
     json_body: bool,
     pkce: bool,
     extra: &'static [(&'static str, &'static str)],
+    user_scopes: &'static [&'static str],
     flavor: Flavor,
     revocation: Revocation,
     /// Without a refresh token the connection dies with its first access token.
@@ -65,6 +66,7 @@ fn defaults(id: ProviderId) -> Defaults {
         json_body: false,
         pkce: true,
         extra: &[],
+        user_scopes: &[],
         flavor: Flavor::Standard,
         revocation: Revocation::Rfc7009 {
             access_first: false,
@@ -100,6 +102,8 @@ fn defaults(id: ProviderId) -> Defaults {
             ],
             scope_separator: ",",
             pkce: false,
+            // Search needs a user token, which only `user_scope` grants.
+            user_scopes: &["search:read"],
             flavor: Flavor::Slack,
             revocation: Revocation::Slack,
             note: "tokens do not expire unless token rotation is enabled; the bot token is shared by every connection of a Slack team",
@@ -212,6 +216,8 @@ pub struct Provider {
     pub json_body: bool,
     pub pkce: bool,
     pub extra: &'static [(&'static str, &'static str)],
+    /// Slack: scopes of the installing user's own token, asked for as `user_scope`.
+    pub user_scopes: &'static [&'static str],
     pub flavor: Flavor,
     pub revocation: Revocation,
     pub needs_refresh_token: bool,
@@ -290,6 +296,7 @@ impl Catalogue {
                         json_body: d.json_body,
                         pkce,
                         extra: d.extra,
+                        user_scopes: d.user_scopes,
                         flavor: d.flavor,
                         revocation,
                         needs_refresh_token: d.needs_refresh_token,

@@ -1,37 +1,26 @@
-//! The HTTP side of OAuth: code exchange, refresh and revocation, with each provider's client
-//! authentication, body format and response shape.
+//! Code exchange, refresh and revocation, spoken through the `oauth2` crate with each provider's
+//! client authentication; the seam (`seam.rs`) carries the requests and bends the quirks.
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Map, Value};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+};
+use oauth2::{
+    AuthType, AuthorizationCode, Client, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
+    HttpRequest, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, RevocableToken,
+    RevocationUrl, TokenUrl,
+};
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use serde_json::Value;
 
-use super::catalogue::{Flavor, Provider};
+use super::catalogue::Provider;
+use super::seam::{Call, Seam, SeamError};
 use super::settings::ClientAuth;
-use crate::domain::Secret;
-
-/// Largest token endpoint response we read.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024;
-
-/// Tokens a provider granted. Values are secret from parse to seal.
-#[derive(Debug, Default)]
-pub struct TokenSet {
-    /// Credential fields to store: `access_token`, `refresh_token`, Slack's `user_token` ...
-    pub fields: Vec<(&'static str, Secret<String>)>,
-    pub expires_in: Option<u64>,
-    pub scopes: Vec<String>,
-    /// The account at the provider, when the response names one.
-    pub account_id: Option<String>,
-    /// Non-secret facts worth keeping (team name, workspace name).
-    pub metadata: Map<String, Value>,
-}
-
-impl TokenSet {
-    pub fn has(&self, field: &str) -> bool {
-        self.fields.iter().any(|(f, _)| *f == field)
-    }
-}
+use super::slack;
+use super::tokens::ProviderTokenResponse;
+pub use super::tokens::TokenSet;
 
 /// Why a token request failed.
 #[derive(Debug)]
@@ -45,193 +34,121 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
+    /// The grant is gone: RFC 6749's `invalid_grant`, or what Slack and others call it.
     pub fn is_invalid_grant(&self) -> bool {
         matches!(self, OAuthError::Rejected { code } if code == "invalid_grant" || code == "invalid_refresh_token" || code == "token_revoked")
     }
 }
 
-fn string(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+/// oauth2's client with the endpoints one call needs set: the token endpoint always, the
+/// revocation endpoint when `R` is `EndpointSet`.
+type OAuthClient<R = EndpointNotSet> = Client<
+    BasicErrorResponse,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    HintedToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    R,
+    EndpointSet,
+>;
+
+/// A token to revoke with the RFC 7009 `token_type_hint` the caller chose (queued revocations
+/// keep theirs in the database).
+#[derive(Debug)]
+struct HintedToken {
+    token: String,
+    hint: String,
 }
 
-fn seconds(v: &Value, key: &str) -> Option<u64> {
-    match v.get(key)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
+impl RevocableToken for HintedToken {
+    fn secret(&self) -> &str {
+        &self.token
+    }
+
+    fn type_hint(&self) -> Option<&str> {
+        Some(&self.hint)
     }
 }
 
-fn split_scopes(s: &str) -> Vec<String> {
-    s.split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// The provider's client id, secret and authentication method, and its token endpoint.
+fn oauth_client(p: &Provider) -> OAuthClient {
+    Client::new(ClientId::new(p.client_id.clone()))
+        .set_client_secret(ClientSecret::new(p.client_secret.expose().clone()))
+        .set_auth_type(match p.client_auth {
+            ClientAuth::Basic => AuthType::BasicAuth,
+            ClientAuth::Post => AuthType::RequestBody,
+        })
+        .set_token_uri(TokenUrl::from_url(p.token_url.clone()))
 }
 
-/// Claims of an id_token received straight from the token endpoint over TLS. OIDC Core 3.1.3.7
-/// lets TLS stand in for the signature here; we only read the subject, never trust it for auth.
-fn id_token_claims(token: &str) -> Option<Value> {
-    let payload = token.split('.').nth(1)?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?).ok()
-}
-
-fn account_from_id_token(v: &Value) -> Option<String> {
-    let claims = id_token_claims(v.get("id_token")?.as_str()?)?;
-    match (string(&claims, "tid"), string(&claims, "oid")) {
-        (Some(tid), Some(oid)) => Some(format!("{tid}:{oid}")),
-        _ => string(&claims, "sub"),
-    }
-}
-
-/// Reads a token response in the provider's shape.
-pub fn parse_tokens(flavor: Flavor, v: &Value) -> Result<TokenSet, OAuthError> {
-    let mut t = TokenSet::default();
-    match flavor {
-        Flavor::Slack => {
-            let user = v.get("authed_user").cloned().unwrap_or(Value::Null);
-            let bot = string(v, "access_token");
-            let user_token = string(&user, "access_token");
-            match (bot, user_token) {
-                (Some(b), u) => {
-                    t.fields.push(("access_token", Secret::new(b)));
-                    if let Some(u) = u {
-                        t.fields.push(("user_token", Secret::new(u)));
-                    }
-                }
-                (None, Some(u)) => t.fields.push(("access_token", Secret::new(u))),
-                (None, None) => {
-                    return Err(OAuthError::Malformed {
-                        why: "no access token in the response",
-                    });
-                }
-            }
-            if let Some(r) = string(v, "refresh_token") {
-                t.fields.push(("refresh_token", Secret::new(r)));
-            }
-            if let Some(r) = string(&user, "refresh_token") {
-                t.fields.push(("user_refresh_token", Secret::new(r)));
-            }
-            t.expires_in = seconds(v, "expires_in").or_else(|| seconds(&user, "expires_in"));
-            t.scopes = split_scopes(&string(v, "scope").unwrap_or_default());
-            t.scopes.extend(
-                split_scopes(&string(&user, "scope").unwrap_or_default())
-                    .into_iter()
-                    .map(|s| format!("user:{s}")),
-            );
-            let team = v.get("team").cloned().unwrap_or(Value::Null);
-            t.account_id = string(&team, "id");
-            for (key, val) in [
-                ("team_name", string(&team, "name")),
-                ("bot_user_id", string(v, "bot_user_id")),
-                ("authed_user_id", string(&user, "id")),
-            ] {
-                if let Some(val) = val {
-                    t.metadata.insert(key.to_owned(), Value::String(val));
-                }
-            }
-        }
-        Flavor::Standard | Flavor::Notion => {
-            let access = string(v, "access_token").ok_or(OAuthError::Malformed {
-                why: "no access token in the response",
-            })?;
-            t.fields.push(("access_token", Secret::new(access)));
-            if let Some(r) = string(v, "refresh_token") {
-                t.fields.push(("refresh_token", Secret::new(r)));
-            }
-            t.expires_in = seconds(v, "expires_in");
-            t.scopes = split_scopes(&string(v, "scope").unwrap_or_default());
-            t.account_id = if flavor == Flavor::Notion {
-                string(v, "workspace_id")
-            } else {
-                account_from_id_token(v)
-            };
-            if flavor == Flavor::Notion {
-                for key in ["workspace_name", "bot_id"] {
-                    if let Some(val) = string(v, key) {
-                        t.metadata.insert(key.to_owned(), Value::String(val));
-                    }
-                }
-            }
-        }
-    }
-    Ok(t)
-}
-
-/// A POST to one of the provider's endpoints with its client authentication: HTTP Basic, or
-/// the client id and secret added to `params` for the body.
-fn client_post(
-    http: &reqwest::Client,
-    p: &Provider,
-    url: reqwest::Url,
-    timeout: Duration,
-    params: &mut Vec<(&'static str, String)>,
-) -> reqwest::RequestBuilder {
-    let req = http
-        .post(url)
-        .timeout(timeout)
-        .header(reqwest::header::ACCEPT, "application/json");
-    match p.client_auth {
-        ClientAuth::Basic => req.basic_auth(&p.client_id, Some(p.client_secret.expose())),
-        ClientAuth::Post => {
-            params.push(("client_id", p.client_id.clone()));
-            params.push(("client_secret", p.client_secret.expose().clone()));
-            req
-        }
-    }
-}
-
-/// Sends one token-endpoint request with the provider's client authentication and body format,
-/// and returns the JSON body of a success.
-async fn token_request(
+/// Exchanges an authorization code.
+pub async fn exchange(
     http: &reqwest::Client,
     p: &Provider,
     timeout: Duration,
-    mut params: Vec<(&'static str, String)>,
-) -> Result<Value, OAuthError> {
-    let mut req = client_post(http, p, p.token_url.clone(), timeout, &mut params);
-    req = if p.json_body {
-        let body: Map<String, Value> = params
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), Value::String(v)))
-            .collect();
-        req.json(&body)
-    } else {
-        req.form(&params)
-    };
-    let resp = req.send().await.map_err(|e| OAuthError::Unavailable {
-        why: transport_error(&e),
-    })?;
-    let status = resp.status();
-    let body = read_limited(resp).await?;
-    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        return Err(OAuthError::Unavailable {
-            why: format!("token endpoint answered {status}"),
-        });
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+) -> Result<TokenSet, OAuthError> {
+    let redirect =
+        RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| OAuthError::Malformed {
+            why: "the redirect uri is not a url",
+        })?;
+    let client = oauth_client(p).set_redirect_uri(redirect);
+    let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
+    if let Some(v) = verifier {
+        request = request.set_pkce_verifier(PkceCodeVerifier::new(v.to_owned()));
     }
-    let json: Value = serde_json::from_slice(&body).map_err(|_| OAuthError::Malformed {
-        why: "token endpoint answered something other than JSON",
-    })?;
-    if let Some(code) = json.get("error").and_then(Value::as_str) {
-        return Err(OAuthError::Rejected {
-            code: sanitize_code(code),
-        });
+    let seam = Seam::new(http, p, timeout, Call::Token, &p.token_url);
+    let response = request.request_async(&seam).await.map_err(token_error)?;
+    tokens(p, response)
+}
+
+/// Redeems a refresh token.
+pub async fn refresh(
+    http: &reqwest::Client,
+    p: &Provider,
+    timeout: Duration,
+    refresh_token: &str,
+) -> Result<TokenSet, OAuthError> {
+    let client = oauth_client(p);
+    let token = RefreshToken::new(refresh_token.to_owned());
+    let seam = Seam::new(http, p, timeout, Call::Token, &p.token_url);
+    let response = client
+        .exchange_refresh_token(&token)
+        .request_async(&seam)
+        .await
+        .map_err(token_error)?;
+    tokens(p, response)
+}
+
+fn tokens(p: &Provider, response: ProviderTokenResponse) -> Result<TokenSet, OAuthError> {
+    TokenSet::from_response(p.flavor, response).ok_or(OAuthError::Malformed {
+        why: "no access token in the response",
+    })
+}
+
+/// What a failed token request means for us. Parse failures carry the body, which may hold
+/// tokens: it is dropped here, never logged.
+fn token_error(e: RequestTokenError<SeamError, BasicErrorResponse>) -> OAuthError {
+    match e {
+        RequestTokenError::Request(SeamError::Unavailable(why)) => OAuthError::Unavailable { why },
+        RequestTokenError::Request(SeamError::TooLarge) => OAuthError::Malformed {
+            why: "token endpoint response too large",
+        },
+        RequestTokenError::ServerResponse(r) => OAuthError::Rejected {
+            code: sanitize_code(r.error().as_ref()),
+        },
+        RequestTokenError::Parse(..) => OAuthError::Malformed {
+            why: "token endpoint answered something other than a token response",
+        },
+        RequestTokenError::Other(_) => OAuthError::Malformed {
+            why: "token endpoint answered nothing usable",
+        },
     }
-    // Slack answers errors with HTTP 200 and ok:false.
-    if p.flavor == Flavor::Slack && json.get("ok").and_then(Value::as_bool) != Some(true) {
-        return Err(OAuthError::Rejected {
-            code: "not_ok".to_owned(),
-        });
-    }
-    if !status.is_success() {
-        return Err(OAuthError::Rejected {
-            code: format!("http_{}", status.as_u16()),
-        });
-    }
-    Ok(json)
 }
 
 /// Provider error codes are short identifiers; anything else is replaced, so nothing a
@@ -247,73 +164,6 @@ fn sanitize_code(code: &str) -> String {
     } else {
         "provider_error".to_owned()
     }
-}
-
-/// reqwest's error text can include the URL; ours carry no secrets in URLs, but keep it short.
-fn transport_error(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "cannot connect".to_owned()
-    } else {
-        "transport error".to_owned()
-    }
-}
-
-async fn read_limited(resp: reqwest::Response) -> Result<bytes::Bytes, OAuthError> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n as usize > MAX_RESPONSE_BYTES)
-    {
-        return Err(OAuthError::Malformed {
-            why: "token endpoint response too large",
-        });
-    }
-    let bytes = resp.bytes().await.map_err(|e| OAuthError::Unavailable {
-        why: transport_error(&e),
-    })?;
-    if bytes.len() > MAX_RESPONSE_BYTES {
-        return Err(OAuthError::Malformed {
-            why: "token endpoint response too large",
-        });
-    }
-    Ok(bytes)
-}
-
-/// Exchanges an authorization code.
-pub async fn exchange(
-    http: &reqwest::Client,
-    p: &Provider,
-    timeout: Duration,
-    code: &str,
-    redirect_uri: &str,
-    verifier: Option<&str>,
-) -> Result<TokenSet, OAuthError> {
-    let mut params = vec![
-        ("grant_type", "authorization_code".to_owned()),
-        ("code", code.to_owned()),
-        ("redirect_uri", redirect_uri.to_owned()),
-    ];
-    if let Some(v) = verifier {
-        params.push(("code_verifier", v.to_owned()));
-    }
-    let json = token_request(http, p, timeout, params).await?;
-    parse_tokens(p.flavor, &json)
-}
-
-/// Redeems a refresh token.
-pub async fn refresh(
-    http: &reqwest::Client,
-    p: &Provider,
-    timeout: Duration,
-    refresh_token: &str,
-) -> Result<TokenSet, OAuthError> {
-    let params = vec![
-        ("grant_type", "refresh_token".to_owned()),
-        ("refresh_token", refresh_token.to_owned()),
-    ];
-    let json = token_request(http, p, timeout, params).await?;
-    parse_tokens(p.flavor, &json)
 }
 
 /// The outcome of one revocation request.
@@ -338,39 +188,43 @@ pub async fn revoke_rfc7009(
             code: "no_revocation_endpoint".to_owned(),
         };
     };
+    let client = oauth_client(p).set_revocation_url(RevocationUrl::from_url(https(url)));
+    let seam = Seam::new(http, p, timeout, Call::Revoke, url);
     retry(|| async {
-        let mut params = vec![
-            ("token", token.to_owned()),
-            ("token_type_hint", hint.to_owned()),
-        ];
-        let mut req = client_post(http, p, url.clone(), timeout, &mut params);
-        req = if p.json_body {
-            req.json(&serde_json::json!({"token": token}))
-        } else {
-            req.form(&params)
+        let request = match client.revoke_token(HintedToken {
+            token: token.to_owned(),
+            hint: hint.to_owned(),
+        }) {
+            Ok(r) => r,
+            Err(_) => {
+                return Revoked::Rejected {
+                    code: "no_revocation_endpoint".to_owned(),
+                };
+            }
         };
-        match req.send().await {
-            Err(_) => Revoked::Unavailable,
-            Ok(r) if r.status().is_success() => Revoked::Yes,
-            Ok(r)
-                if r.status().is_server_error()
-                    || r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS =>
-            {
-                Revoked::Unavailable
-            }
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let code = r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|j| j.get("error").and_then(Value::as_str).map(sanitize_code))
-                    .unwrap_or_else(|| format!("http_{status}"));
-                Revoked::Rejected { code }
-            }
+        match request.request_async(&seam).await {
+            Ok(()) => Revoked::Yes,
+            Err(RequestTokenError::Request(SeamError::Unavailable(_))) => Revoked::Unavailable,
+            Err(RequestTokenError::ServerResponse(r)) => Revoked::Rejected {
+                code: sanitize_code(r.error().as_ref()),
+            },
+            Err(_) => Revoked::Rejected {
+                code: "provider_error".to_owned(),
+            },
         }
     })
     .await
+}
+
+/// The URL oauth2 is given for a revocation endpoint: it refuses plain http (see `Seam`), and
+/// the seam sends to the configured URL anyway.
+fn https(url: &Url) -> Url {
+    let mut u = url.clone();
+    if u.scheme() == "http" {
+        // http and https are both special schemes, so the switch cannot fail.
+        let _ = u.set_scheme("https");
+    }
+    u
 }
 
 /// Slack's `auth.revoke`, authenticated by the token being revoked.
@@ -385,40 +239,39 @@ pub async fn revoke_slack(
             code: "no_revocation_endpoint".to_owned(),
         };
     };
+    let seam = Seam::new(http, p, timeout, Call::SlackRevoke, url);
     retry(|| async {
-        match http
-            .post(url.clone())
-            .timeout(timeout)
-            .bearer_auth(token)
-            .send()
-            .await
-        {
-            Err(_) => Revoked::Unavailable,
-            Ok(r)
-                if r.status().is_server_error()
-                    || r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS =>
-            {
-                Revoked::Unavailable
-            }
-            Ok(r) => match r.json::<Value>().await {
-                Ok(j) if j.get("ok").and_then(Value::as_bool) == Some(true) => Revoked::Yes,
-                Ok(j) => {
-                    let code = j
+        // The seam sends to `url`; the request carries the method and the token.
+        let mut request = HttpRequest::new(Vec::new());
+        *request.method_mut() = reqwest::Method::POST;
+        let Ok(bearer) = HeaderValue::try_from(format!("Bearer {token}")) else {
+            // Only a token with bytes a header cannot carry gets here; Slack would refuse it.
+            return Revoked::Rejected {
+                code: "invalid_auth".to_owned(),
+            };
+        };
+        request.headers_mut().insert(AUTHORIZATION, bearer);
+        match seam.send(request).await {
+            Err(SeamError::Unavailable(_)) => Revoked::Unavailable,
+            Err(SeamError::TooLarge) => Revoked::Rejected {
+                code: "provider_error".to_owned(),
+            },
+            Ok(r) => match serde_json::from_slice::<Value>(r.body()) {
+                // Not JSON: not Slack's answer (a proxy's error page, say); try again later.
+                Err(_) => Revoked::Unavailable,
+                // The seam left 200 only on `ok:true`.
+                Ok(_) if r.status() == reqwest::StatusCode::OK => Revoked::Yes,
+                Ok(answer) => {
+                    let code = answer
                         .get("error")
                         .and_then(Value::as_str)
-                        .map(sanitize_code)
-                        .unwrap_or_else(|| "not_ok".to_owned());
-                    // Already revoked or unknown: the goal is met.
-                    if matches!(
-                        code.as_str(),
-                        "invalid_auth" | "token_revoked" | "account_inactive"
-                    ) {
+                        .map_or_else(|| "not_ok".to_owned(), sanitize_code);
+                    if slack::already_revoked(&code) {
                         Revoked::Yes
                     } else {
                         Revoked::Rejected { code }
                     }
                 }
-                Err(_) => Revoked::Unavailable,
             },
         }
     })
@@ -446,9 +299,22 @@ where
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
+    use super::super::catalogue::Flavor;
+    use super::super::seam::tidy_token_response;
     use super::*;
+
+    /// A token response read as the seam and oauth2 read it.
+    fn parse_tokens(flavor: Flavor, v: &Value) -> Result<TokenSet, OAuthError> {
+        let mut o = v.as_object().cloned().unwrap_or_default();
+        tidy_token_response(flavor, &mut o);
+        let response: ProviderTokenResponse = serde_json::from_value(Value::Object(o))
+            .map_err(|_| OAuthError::Malformed { why: "unreadable" })?;
+        TokenSet::from_response(flavor, response).ok_or(OAuthError::Malformed { why: "empty" })
+    }
 
     #[test]
     fn slack_responses_keep_bot_and_user_tokens_apart() {
@@ -479,5 +345,64 @@ mod tests {
     fn odd_error_codes_are_not_passed_on() {
         assert_eq!(sanitize_code("invalid_grant"), "invalid_grant");
         assert_eq!(sanitize_code("token xoxb-secret is bad"), "provider_error");
+    }
+
+    #[test]
+    fn google_accounts_are_the_subject_and_refresh_tokens_are_kept() {
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"1234"}"#);
+        let v = json!({"access_token": "a", "token_type": "Bearer", "refresh_token": "r",
+            "scope": "openid email", "id_token": format!("e30.{claims}.sig")});
+        let t = parse_tokens(Flavor::Standard, &v).unwrap();
+        assert_eq!(t.account_id.as_deref(), Some("1234"));
+        assert!(t.has("refresh_token"));
+        assert_eq!(t.scopes, ["openid", "email"]);
+    }
+
+    #[test]
+    fn notion_workspaces_are_the_account_and_shapes_we_do_not_expect_read_as_absent() {
+        let v = json!({"access_token": "ntn-a", "token_type": "bearer", "bot_id": "b1",
+            "workspace_id": "w1", "workspace_name": "Acme", "workspace_icon": null,
+            "owner": {"type": "user", "user": {"id": "u1"}}, "team": "not an object"});
+        let t = parse_tokens(Flavor::Notion, &v).unwrap();
+        assert_eq!(t.account_id.as_deref(), Some("w1"));
+        assert_eq!(
+            t.metadata,
+            json!({"workspace_name": "Acme", "bot_id": "b1"})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn slack_rotation_keeps_the_user_refresh_token_and_expiry() {
+        let v = json!({"ok": true, "access_token": "xoxe.xoxb-1", "refresh_token": "xoxe-1-b",
+            "token_type": "bot", "team": {"id": "T1"},
+            "authed_user": {"id": "U1", "access_token": "xoxe.xoxp-1", "refresh_token": "xoxe-1-u",
+                "expires_in": 43200}});
+        let t = parse_tokens(Flavor::Slack, &v).unwrap();
+        let names: Vec<_> = t.fields.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            names,
+            [
+                "access_token",
+                "user_token",
+                "refresh_token",
+                "user_refresh_token"
+            ]
+        );
+        assert_eq!(t.expires_in, Some(43200));
+    }
+
+    #[test]
+    fn a_response_without_an_access_token_is_malformed() {
+        assert!(parse_tokens(Flavor::Standard, &json!({"token_type": "bearer"})).is_err());
+        assert!(parse_tokens(Flavor::Standard, &json!({"access_token": ""})).is_err());
+        assert!(
+            OAuthError::Rejected {
+                code: "invalid_grant".into()
+            }
+            .is_invalid_grant()
+        );
     }
 }

@@ -18,9 +18,13 @@ pub fn state_hash(state: &str) -> Vec<u8> {
     Sha256::digest(state.as_bytes()).to_vec()
 }
 
-/// The S256 code challenge of a verifier.
+/// The S256 code challenge of a verifier, as oauth2 computes it for authorization URLs.
 pub fn challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    oauth2::PkceCodeChallenge::from_code_verifier_sha256(&oauth2::PkceCodeVerifier::new(
+        verifier.to_owned(),
+    ))
+    .as_str()
+    .to_owned()
 }
 
 #[cfg(test)]
