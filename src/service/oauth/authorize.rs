@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Reason};
 use crate::oauth::client::{self, OAuthError, TokenSet};
-use crate::oauth::pkce;
+use crate::oauth::{self, pkce};
 use crate::secrets::SealContext;
 use crate::store::{self, integrations::NewIntegration};
 
@@ -205,28 +205,7 @@ impl OAuth {
             + chrono::Duration::from_std(self.inner.settings.state_ttl)
                 .unwrap_or(chrono::Duration::minutes(10));
 
-        let mut url = p.authorize_url.clone();
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", &p.client_id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("state", state.expose());
-            if !p.scopes.is_empty() {
-                q.append_pair("scope", &p.scopes.join(p.scope_separator));
-            }
-            if id == ProviderId::Slack {
-                // Search needs a user token, which only `user_scope` grants.
-                q.append_pair("user_scope", "search:read");
-            }
-            if let Some(v) = &verifier {
-                q.append_pair("code_challenge", &pkce::challenge(v.expose()))
-                    .append_pair("code_challenge_method", "S256");
-            }
-            for (k, v) in p.extra {
-                q.append_pair(k, v);
-            }
-        }
+        let url = oauth::authorize_url(p, &redirect_uri, &state, verifier.as_ref())?;
         store::oauth_states::insert(
             &self.inner.db,
             &store::oauth_states::NewState {

@@ -14,6 +14,7 @@ use crate::domain::{
 };
 use crate::error::{Error, ErrorKind, Reason};
 use crate::oauth::client::{self, OAuthError};
+use crate::oauth::slack;
 use crate::service::Sweep;
 use crate::store;
 
@@ -196,16 +197,7 @@ impl OAuth {
         // Slack under rotation: the user token has its own refresh token.
         if let Some(user_refresh) = creds.get("user_refresh_token") {
             match client::refresh(&self.inner.http, p, timeout, user_refresh.expose()).await {
-                Ok(user) => {
-                    for (field, value) in user.fields {
-                        let renamed = match field {
-                            "access_token" => "user_token",
-                            "refresh_token" => "user_refresh_token",
-                            other => other,
-                        };
-                        tokens.fields.push((renamed, value));
-                    }
-                }
+                Ok(user) => tokens.fields.extend(slack::as_user_fields(user.fields)),
                 // The bot token is what matters; a dead user token only loses search.
                 Err(e) => {
                     tracing::warn!(integration_id = %id, error = ?e, "slack user token refresh failed")

@@ -12,6 +12,7 @@ use crate::error::{Error, Reason};
 use crate::oauth::Provider;
 use crate::oauth::catalogue::Revocation;
 use crate::oauth::client::{self, Revoked};
+use crate::oauth::slack;
 use crate::secrets::SealContext;
 use crate::service::Sweep;
 use crate::store;
@@ -60,13 +61,8 @@ impl OAuth {
                 .collect(),
             Revocation::Slack => {
                 let mut out = Vec::new();
-                let user = creds.get("user_token");
-                let bot = creds
-                    .get("access_token")
-                    .filter(|t| t.expose().starts_with("xoxb-") || user.is_some());
-                if let Some(u) =
-                    user.or_else(|| creds.get("access_token").filter(|_| bot.is_none()))
-                {
+                let slack::RevocationTargets { user, bot } = slack::revocation_targets(creds);
+                if let Some(u) = user {
                     out.push(
                         self.revoke_token(
                             integration,
