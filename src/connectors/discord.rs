@@ -6,12 +6,12 @@
 //! direction and the id. Rate limits are 429 with `Retry-After` and a `retry_after` body (float
 //! seconds), both honoured by the core.
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
 use super::schema::{Pattern, Ty};
+use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;

@@ -61,7 +61,7 @@ async fn test_connection(mut s: Session) -> Result<(), Error> {
     )
     .await?;
     if data.get("user").is_none_or(Value::is_null) {
-        return Err(super::http::bad_answer(Platform::Fireflies, "no user"));
+        return Err(super::transport::bad_answer(Platform::Fireflies, "no user"));
     }
     Ok(())
 }
@@ -207,10 +207,10 @@ async fn one_transcript(mut s: Session, id: String, fields: &str) -> Result<Page
     let mut data = graphql::query(&mut s, url, &query, json!({"id": id}), true).await?;
     match data.get_mut("transcript").map(Value::take) {
         Some(t) if !t.is_null() => Ok(Page::one(t)),
-        _ => Err(super::http::rejection(
+        _ => Err(super::transport::rejection(
             Platform::Fireflies,
-            ::http::StatusCode::NOT_FOUND,
-            &::http::HeaderMap::new(),
+            http::StatusCode::NOT_FOUND,
+            &http::HeaderMap::new(),
             br#"{"code": "object_not_found", "message": "no transcript with that id"}"#,
             s.scrubber(),
         )),

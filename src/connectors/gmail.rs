@@ -10,15 +10,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use ::http::{Method, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer, rate_limited, rejection, wait_hint};
 use super::mail::{EMAIL, breaks_header};
 use super::schema::{Format, Ty};
+use super::transport::{ProviderRequest, bad_answer, rate_limited, rejection, wait_hint};
 use super::{Auth, Cursor, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;

@@ -3,11 +3,11 @@
 //! product spec's (the seed's paths under `/v1`); Granola documents no such API, so they are
 //! unverified and say so in their descriptions and the README.
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
+use super::transport::{ProviderRequest, bad_answer};
 use super::{
     Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
 };

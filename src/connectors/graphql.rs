@@ -7,7 +7,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 
 use super::Session;
-use super::http::{ProviderRequest, rate_limited, rejection};
+use super::transport::{ProviderRequest, rate_limited, rejection};
 use crate::error::Error;
 
 /// How a GraphQL error reads as an HTTP status: `extensions.status` (or Monday's
@@ -130,7 +130,7 @@ pub async fn query(
         let Some(error) = first_error(&answer) else {
             return match answer.get_mut("data").map(Value::take) {
                 Some(data) if !data.is_null() => Ok(data),
-                _ => Err(super::http::bad_answer(
+                _ => Err(super::transport::bad_answer(
                     session.platform(),
                     "no data and no errors",
                 )),

@@ -4,11 +4,11 @@
 //! configurable (`FH_LOOM_BASE_URL`) for when Loom publishes one. Videos page by
 //! `limit`/`offset`; the page token carries the offset.
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
+use super::transport::{ProviderRequest, bad_answer};
 use super::{
     Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
 };

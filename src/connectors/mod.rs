@@ -36,11 +36,11 @@
 
 pub mod config;
 pub mod graphql;
-pub mod http;
 pub mod paging;
 pub mod registry;
 pub mod schema;
 pub mod session;
+pub mod transport;
 
 mod discord;
 mod fireflies;
@@ -59,19 +59,19 @@ mod zoom;
 
 use std::future::Future;
 
-use ::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use config::{BaseUrls, ConnectorConfig, ConnectorSettings};
-pub use http::{Auth, HttpCore, HttpPolicy};
 pub use paging::Cursor;
 pub use registry::Registry;
 pub use schema::{Field, Schema};
 pub use session::Session;
+pub use transport::{Auth, HttpCore, HttpPolicy};
 
 use crate::domain::Credentials;
 use crate::domain::Platform;

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::graphql::{self, is_mutation};
-use super::http::{bad_answer, rejection};
 use super::schema::Pattern;
+use super::transport::{bad_answer, rejection};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, next_offset};
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -159,8 +159,8 @@ fn not_found(s: &Session, what: &str) -> Error {
     let body = json!({"error_code": "ResourceNotFoundException", "error_message": format!("no {what} with that id")});
     rejection(
         Platform::Monday,
-        ::http::StatusCode::NOT_FOUND,
-        &::http::HeaderMap::new(),
+        http::StatusCode::NOT_FOUND,
+        &http::HeaderMap::new(),
         body.to_string().as_bytes(),
         s.scrubber(),
     )

@@ -5,12 +5,12 @@
 //! are `{object: "error", status, code, message}`; rate limits are 429 `rate_limited` with
 //! `Retry-After` (the core waits).
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
 use super::schema::{Pattern, Ty};
+use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;

@@ -3,11 +3,11 @@
 //! every path and shape here is unverified, and the base URL is configurable
 //! (`FH_OTTER_BASE_URL`) for when Otter publishes one.
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
+use super::transport::{ProviderRequest, bad_answer};
 use super::{
     Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
 };

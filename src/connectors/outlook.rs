@@ -5,15 +5,15 @@
 //! comes back, so a forged token cannot send the user's token anywhere else. Errors are
 //! Graph's `{error: {code, message}}`; throttling is 429 with `Retry-After` (the core waits).
 
-use ::http::Method;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use http::Method;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
 use super::mail::EMAIL;
 use super::schema::{Format, Pattern, Ty};
+use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;

@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use ::http::{HeaderMap, StatusCode, header};
 use futures::StreamExt;
+use http::{HeaderMap, StatusCode, header};
 use reqwest::Url;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::Download;
-use super::http::{
+use super::transport::{
     Auth, HttpCore, ProviderRequest, Reply, Scrubber, SendOptions, bad_answer, needs_reauth,
     provider_timeout, provider_unavailable, rejection,
 };

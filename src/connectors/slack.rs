@@ -13,14 +13,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use ::http::{Method, StatusCode};
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{
+use super::schema::{Format, Pattern, Ty};
+use super::transport::{
     ProviderRequest, bad_answer, provider_unavailable, rate_limited, rejection, sanitize, wait_hint,
 };
-use super::schema::{Format, Pattern, Ty};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;

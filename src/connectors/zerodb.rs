@@ -5,13 +5,13 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
 use super::schema::Ty;
+use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use ::http::Method;
+use http::Method;
 
 /// Largest vector accepted (OpenAI's largest embedding is 3072).
 const MAX_DIMENSION: usize = 8192;

@@ -3,13 +3,13 @@
 //! and lists paged by `next_page_uri`, which becomes the page token (checked to stay on the
 //! same host, API version and account before it is followed).
 
-use ::http::Method;
+use http::Method;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
 use super::schema::Pattern;
+use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;

@@ -15,8 +15,8 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer, provider_timeout, too_large};
 use super::schema::Pattern;
+use super::transport::{ProviderRequest, bad_answer, provider_timeout, too_large};
 use super::{Auth, Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;

@@ -12,8 +12,8 @@ use reqwest::Url;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use crate::connectors::http::{ProviderRequest, SendOptions};
 use crate::connectors::session::SessionParts;
+use crate::connectors::transport::{ProviderRequest, SendOptions};
 use crate::connectors::{
     BodyEncoding, Download, HttpCore, Kind, Operation, PlatformDef, Prepared, Registry, Session,
     paging,
