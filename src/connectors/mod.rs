@@ -37,6 +37,7 @@
 pub mod config;
 pub mod graphql;
 pub mod paging;
+pub mod proxy;
 pub mod registry;
 pub mod schema;
 pub mod session;
@@ -70,7 +71,7 @@ pub use config::{BaseUrls, ConnectorConfig, ConnectorSettings};
 pub use paging::Cursor;
 pub use registry::Registry;
 pub use schema::{Field, Schema};
-pub use session::Session;
+pub use session::{Renewal, Session};
 pub use transport::{Auth, HttpCore, HttpPolicy};
 
 use crate::domain::Credentials;
@@ -191,13 +192,13 @@ pub enum BodyEncoding {
 /// A platform: how it authenticates, where it lives, its connection test and its operations.
 pub struct PlatformDef {
     pub platform: Platform,
-    pub(crate) auth: fn(&Credentials) -> Result<Auth, Error>,
+    auth: fn(&Credentials) -> Result<Auth, Error>,
     /// The credential field holding the base URL, for platforms whose host is per account.
-    pub base_url_field: Option<&'static str>,
-    pub(crate) headers: HeaderMap,
-    pub body_encoding: BodyEncoding,
+    base_url_field: Option<&'static str>,
+    headers: HeaderMap,
+    body_encoding: BodyEncoding,
     test: TestRun,
-    pub(crate) operations: Vec<Operation>,
+    operations: Vec<Operation>,
 }
 
 /// Types params that passed their schema.
