@@ -102,17 +102,6 @@ fn datetime(v: Option<String>) -> Value {
     }
 }
 
-fn offset(page: Option<Cursor>) -> Result<u64, Error> {
-    match page {
-        None => Ok(0),
-        Some(Cursor::Offset(n)) => Ok(n),
-        Some(Cursor::Token(_)) => Err(Error::invalid_field(
-            "page_token",
-            "is not a page token issued for this operation and params",
-        )),
-    }
-}
-
 async fn transcripts_page(
     mut s: Session,
     variables: Value,
@@ -137,7 +126,7 @@ async fn list_transcripts(
     p: ListTranscripts,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let variables = json!({
         "limit": p.limit,
         "skip": skip,
@@ -176,7 +165,7 @@ async fn search_transcripts(
     p: SearchTranscripts,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let variables = json!({"limit": p.limit, "skip": skip, "keyword": p.query});
     transcripts_page(
         s,

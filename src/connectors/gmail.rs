@@ -138,13 +138,6 @@ async fn call(s: &mut Session, req: ProviderRequest) -> Result<Value, Error> {
     serde_json::from_slice(&body).map_err(|_| bad_answer(Platform::Gmail, "not JSON"))
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// Query pairs of a list: the filters, then Gmail's page token when continuing.
 fn list_query(
     q: Option<String>,
@@ -158,11 +151,7 @@ fn list_query(
     // Repeated, one parameter per label: Gmail reads `labelIds=A,B` as one label named "A,B".
     query.extend(label_ids.into_iter().flatten().map(|l| ("labelIds", l)));
     query.extend(include_spam_trash.map(|b| ("includeSpamTrash", b.to_string())));
-    match page {
-        None => {}
-        Some(Cursor::Token(t)) => query.push(("pageToken", t)),
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
-    }
+    query.extend(Cursor::token(page)?.map(|t| ("pageToken", t)));
     Ok(query)
 }
 

@@ -98,16 +98,7 @@ impl Params for ListVideos {
 }
 
 async fn list_videos(mut s: Session, p: ListVideos, page: Option<Cursor>) -> Result<Page, Error> {
-    let skip = match page {
-        None => 0,
-        Some(Cursor::Offset(n)) => n,
-        Some(Cursor::Token(_)) => {
-            return Err(Error::invalid_field(
-                "page_token",
-                "is not a page token issued for this operation and params",
-            ));
-        }
-    };
+    let skip = Cursor::offset(page)?;
     let mut query = vec![("limit", p.limit.to_string()), ("offset", skip.to_string())];
     query.extend(p.sort_by.map(|v| ("sort_by", v)));
     query.extend(p.sort_direction.map(|v| ("sort_direction", v)));

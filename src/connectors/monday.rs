@@ -132,21 +132,6 @@ static MONDAY_KEY: Pattern = Pattern {
     sample: "topics",
 };
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
-fn offset(page: Option<Cursor>) -> Result<u64, Error> {
-    match page {
-        None => Ok(0),
-        Some(Cursor::Offset(n)) => Ok(n),
-        Some(Cursor::Token(_)) => Err(bad_token()),
-    }
-}
-
 /// Monday pages boards and workspaces by 1-based page number; the token keeps the offset, and
 /// the limit is fixed for a token (it is bound to the params), so offset / limit is exact.
 fn page_number(offset: u64, limit: i64) -> u64 {
@@ -183,7 +168,7 @@ impl Params for ListBoards {
 }
 
 async fn list_boards(mut s: Session, p: ListBoards, page: Option<Cursor>) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let mut variables = Map::new();
     variables.insert("limit".into(), json!(p.limit));
     variables.insert("page".into(), json!(page_number(skip, p.limit)));
@@ -258,7 +243,7 @@ impl Params for ListItems {
 /// The first page comes from the board's `items_page`; later pages from `next_items_page` with
 /// Monday's cursor (valid for 60 minutes), which the page token carries.
 async fn list_items(mut s: Session, p: ListItems, page: Option<Cursor>) -> Result<Page, Error> {
-    let mut items_page = match page {
+    let mut items_page = match Cursor::token(page)? {
         None => {
             let query = format!(
                 "query Items($boardIds: [ID!], $limit: Int!) {{ boards(ids: $boardIds) \
@@ -273,7 +258,7 @@ async fn list_items(mut s: Session, p: ListItems, page: Option<Cursor>) -> Resul
             }
             take(&mut boards.swap_remove(0), "items_page")
         }
-        Some(Cursor::Token(cursor)) => {
+        Some(cursor) => {
             let query = format!(
                 "query NextItems($cursor: String!, $limit: Int!) \
                  {{ next_items_page(cursor: $cursor, limit: $limit) \
@@ -283,7 +268,6 @@ async fn list_items(mut s: Session, p: ListItems, page: Option<Cursor>) -> Resul
             let mut data = run(&mut s, &query, variables, true).await?;
             take(&mut data, "next_items_page")
         }
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
     };
     let items = super::items_of(&mut items_page, &["items"])
         .ok_or_else(|| bad_answer(Platform::Monday, "no items page"))?;
@@ -495,7 +479,7 @@ async fn list_workspaces(
     p: ListWorkspaces,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let query = "query Workspaces($limit: Int!, $page: Int!) \
                  { workspaces(limit: $limit, page: $page) { id name kind description } }";
     let variables = json!({"limit": p.limit, "page": page_number(skip, p.limit)});

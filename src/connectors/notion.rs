@@ -113,22 +113,6 @@ fn page_size_field() -> Field {
     Field::integer("page_size", "Items per page.", 1, MAX_PAGE).default(json!(25))
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
-/// Notion's cursor of the page to fetch, if any.
-fn start_cursor(page: Option<Cursor>) -> Result<Option<String>, Error> {
-    match page {
-        None => Ok(None),
-        Some(Cursor::Token(c)) => Ok(Some(c)),
-        Some(Cursor::Offset(_)) => Err(bad_token()),
-    }
-}
-
 /// A Notion list: `results`, and `next_cursor` when `has_more`.
 async fn list_page(mut s: Session, req: ProviderRequest) -> Result<Page, Error> {
     let mut answer = s.json(req).await?;
@@ -201,7 +185,7 @@ async fn search(s: Session, p: Search, page: Option<Cursor>) -> Result<Page, Err
             json!({"direction": direction, "timestamp": "last_edited_time"}),
         );
     }
-    if let Some(c) = start_cursor(page)? {
+    if let Some(c) = Cursor::token(page)? {
         body.insert("start_cursor".into(), json!(c));
     }
     let url = s.url(&["search"]);
@@ -417,7 +401,7 @@ async fn query_database(s: Session, p: QueryDatabase, page: Option<Cursor>) -> R
     if let Some(sorts) = p.sorts.filter(|s| !s.is_empty()) {
         body.insert("sorts".into(), Value::Array(sorts));
     }
-    if let Some(c) = start_cursor(page)? {
+    if let Some(c) = Cursor::token(page)? {
         body.insert("start_cursor".into(), json!(c));
     }
     let url = s.url(&["databases", &p.database_id, "query"]);
@@ -448,7 +432,7 @@ impl Params for BlockChildren {
 /// GET query of a list: `page_size`, then `start_cursor` when continuing.
 fn list_query(page_size: i64, page: Option<Cursor>) -> Result<Vec<(&'static str, String)>, Error> {
     let mut query = vec![("page_size", page_size.to_string())];
-    query.extend(start_cursor(page)?.map(|c| ("start_cursor", c)));
+    query.extend(Cursor::token(page)?.map(|c| ("start_cursor", c)));
     Ok(query)
 }
 

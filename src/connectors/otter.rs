@@ -64,17 +64,6 @@ async fn test_connection(mut s: Session) -> Result<(), Error> {
     Ok(())
 }
 
-fn offset(page: Option<Cursor>) -> Result<u64, Error> {
-    match page {
-        None => Ok(0),
-        Some(Cursor::Offset(n)) => Ok(n),
-        Some(Cursor::Token(_)) => Err(Error::invalid_field(
-            "page_token",
-            "is not a page token issued for this operation and params",
-        )),
-    }
-}
-
 fn page_size() -> Field {
     Field::integer("page_size", "Speeches per page.", 1, 100).default(json!(20))
 }
@@ -86,7 +75,7 @@ async fn speeches_page(
     page_size: i64,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     query.push(("page_size", page_size.to_string()));
     query.push(("offset", skip.to_string()));
     let url = s.url(segments);

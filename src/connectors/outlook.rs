@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::mail::EMAIL;
+use super::paging::bad_token;
 use super::schema::{Format, Pattern, Ty};
 use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
@@ -119,13 +120,6 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// The next page link, accepted only on the Graph origin we are configured for and under its
 /// API path (e.g. `/v1.0/`), without credentials or fragments. Graph rewrites the path of the
 /// first request (`mailFolders('inbox')`), so the path itself is not compared.
@@ -150,12 +144,9 @@ async fn graph_page(
     first: ProviderRequest,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let req = match page {
+    let req = match Cursor::token(page)? {
         None => first,
-        Some(Cursor::Token(link)) => {
-            ProviderRequest::get(on_graph(s.base(), &link).ok_or_else(bad_token)?)
-        }
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
+        Some(link) => ProviderRequest::get(on_graph(s.base(), &link).ok_or_else(bad_token)?),
     };
     let mut answer = s.json(req).await?;
     let items = items_of(&mut answer, &["value"])

@@ -195,13 +195,6 @@ async fn call(s: &mut Session, req: ProviderRequest) -> Result<Value, Error> {
     }
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// One page of a cursor-paged method: `query` plus the page's `cursor`, items under `key`.
 async fn cursor_page(
     mut s: Session,
@@ -210,11 +203,7 @@ async fn cursor_page(
     key: &str,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    match page {
-        None => {}
-        Some(Cursor::Token(c)) => query.push(("cursor", c)),
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
-    }
+    query.extend(Cursor::token(page)?.map(|c| ("cursor", c)));
     let url = s.url(&[method]);
     let mut answer = call(&mut s, ProviderRequest::get(url).query(query)).await?;
     let items = items_of(&mut answer, &[key])
@@ -494,11 +483,7 @@ async fn search_messages(
     // Before anything is sent: without a user token Slack can only refuse.
     s.use_auth(user_auth)?;
     let count = u64::try_from(p.count).unwrap_or(1).max(1);
-    let skip = match page {
-        None => 0,
-        Some(Cursor::Offset(n)) => n,
-        Some(Cursor::Token(_)) => return Err(bad_token()),
-    };
+    let skip = Cursor::offset(page)?;
     let number = skip / count + 1;
     let query = vec![
         ("query", p.query),

@@ -126,13 +126,6 @@ fn user_id() -> Field {
     .default(json!("me"))
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// A meeting id or UUID as one path segment. `Session::url` percent-encodes each segment once;
 /// Zoom wants a UUID that starts with `/` or contains `//` encoded twice, so such a UUID is
 /// encoded once here as well.
@@ -159,11 +152,7 @@ async fn zoom_page(
     key: &str,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    match page {
-        None => {}
-        Some(Cursor::Token(t)) => query.push(("next_page_token", t)),
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
-    }
+    query.extend(Cursor::token(page)?.map(|t| ("next_page_token", t)));
     let mut answer = s.json(ProviderRequest::get(url).query(query)).await?;
     let items = match items_of(&mut answer, &[key]) {
         Some(items) => items,
