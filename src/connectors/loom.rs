@@ -8,6 +8,7 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::deleted;
 use super::transport::{ProviderRequest, bad_answer};
 use super::{
     Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
@@ -208,10 +209,5 @@ async fn update_video(mut s: Session, p: UpdateVideo) -> Result<Page, Error> {
 async fn delete_video(mut s: Session, p: VideoRef) -> Result<Page, Error> {
     let url = s.url(&["videos", &p.video_id]);
     let answer = s.json(ProviderRequest::new(Method::DELETE, url)).await?;
-    // A 204 has no body: say what happened.
-    Ok(Page::one(if answer.is_null() {
-        json!({"deleted": true, "video_id": p.video_id})
-    } else {
-        answer
-    }))
+    Ok(deleted(answer, "video_id", p.video_id))
 }

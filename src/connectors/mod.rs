@@ -370,6 +370,18 @@ pub fn items_of(answer: &mut Value, keys: &[&str]) -> Option<Vec<Value>> {
     })
 }
 
+/// What a delete answers: the provider's own answer, or when it said nothing (a 204)
+/// `{"deleted": true, <key>: <id>}`.
+pub fn deleted(answer: Value, key: &str, id: String) -> Page {
+    if !answer.is_null() {
+        return Page::one(answer);
+    }
+    let mut said = Map::new();
+    said.insert("deleted".into(), Value::Bool(true));
+    said.insert(key.into(), Value::String(id));
+    Page::one(Value::Object(said))
+}
+
 /// The next offset when a page came back full; none after a short page.
 pub fn next_offset(offset: u64, asked: u64, got: usize) -> Option<Cursor> {
     let got = u64::try_from(got).unwrap_or(u64::MAX);

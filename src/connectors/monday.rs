@@ -12,9 +12,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::graphql::{self, is_mutation};
+use super::graphql;
 use super::schema::Pattern;
-use super::transport::{bad_answer, rejection};
+use super::transport::bad_answer;
+use super::transport::not_found;
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, next_offset};
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -73,7 +74,7 @@ pub fn platform() -> PlatformDef {
             "Run a raw GraphQL document with variables. Listed as a write because it may be a \
              mutation: viewers may not run it; a document without a mutation is retried like a \
              read, a mutation never.",
-            graphql_query,
+            graphql::raw_query,
         )
 }
 
@@ -137,18 +138,6 @@ static MONDAY_KEY: Pattern = Pattern {
 fn page_number(offset: u64, limit: i64) -> u64 {
     let limit = u64::try_from(limit).unwrap_or(1).max(1);
     offset / limit + 1
-}
-
-/// A not-found error in the provider's words, for lookups that answer an empty list.
-fn not_found(s: &Session, what: &str) -> Error {
-    let body = json!({"error_code": "ResourceNotFoundException", "error_message": format!("no {what} with that id")});
-    rejection(
-        Platform::Monday,
-        http::StatusCode::NOT_FOUND,
-        &http::HeaderMap::new(),
-        body.to_string().as_bytes(),
-        s.scrubber(),
-    )
 }
 
 #[derive(Deserialize)]
@@ -216,7 +205,11 @@ async fn get_board(mut s: Session, p: BoardRef) -> Result<Page, Error> {
     let mut boards = super::items_of(&mut data, &["boards"])
         .ok_or_else(|| bad_answer(Platform::Monday, "no boards"))?;
     if boards.is_empty() {
-        return Err(not_found(&s, "board"));
+        return Err(not_found(
+            Platform::Monday,
+            "ResourceNotFoundException",
+            "board",
+        ));
     }
     Ok(Page::one(boards.swap_remove(0)))
 }
@@ -254,7 +247,11 @@ async fn list_items(mut s: Session, p: ListItems, page: Option<Cursor>) -> Resul
             let mut boards = super::items_of(&mut data, &["boards"])
                 .ok_or_else(|| bad_answer(Platform::Monday, "no boards"))?;
             if boards.is_empty() {
-                return Err(not_found(&s, "board"));
+                return Err(not_found(
+                    Platform::Monday,
+                    "ResourceNotFoundException",
+                    "board",
+                ));
             }
             take(&mut boards.swap_remove(0), "items_page")
         }
@@ -488,35 +485,6 @@ async fn list_workspaces(
         .ok_or_else(|| bad_answer(Platform::Monday, "no workspaces"))?;
     let next = next_offset(skip, u64::try_from(p.limit).unwrap_or(0), workspaces.len());
     Ok(Page::list(workspaces, next))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GraphqlQuery {
-    query: String,
-    variables: Option<Map<String, Value>>,
-}
-
-impl Params for GraphqlQuery {
-    fn schema() -> Schema {
-        Schema::new(vec![
-            Field::text(
-                "query",
-                "The GraphQL document; pass values through variables, never inside it.",
-                100_000,
-            )
-            .required(),
-            Field::any_object("variables", "Values for the document's variables."),
-        ])
-    }
-}
-
-/// Raw GraphQL: a write for roles (it may mutate); retried only when it holds no mutation.
-async fn graphql_query(mut s: Session, p: GraphqlQuery) -> Result<Page, Error> {
-    let idempotent = !is_mutation(&p.query);
-    let variables = Value::Object(p.variables.unwrap_or_default());
-    let data = run(&mut s, &p.query, variables, idempotent).await?;
-    Ok(Page::one(data))
 }
 
 #[cfg(test)]

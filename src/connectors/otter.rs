@@ -7,6 +7,7 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::deleted;
 use super::transport::{ProviderRequest, bad_answer};
 use super::{
     Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
@@ -210,9 +211,5 @@ async fn update_speech(mut s: Session, p: UpdateSpeech) -> Result<Page, Error> {
 async fn delete_speech(mut s: Session, p: SpeechRef) -> Result<Page, Error> {
     let url = s.url(&["speeches", &p.id]);
     let answer = s.json(ProviderRequest::new(Method::DELETE, url)).await?;
-    Ok(Page::one(if answer.is_null() {
-        json!({"deleted": true, "id": p.id})
-    } else {
-        answer
-    }))
+    Ok(deleted(answer, "id", p.id))
 }
