@@ -10,6 +10,7 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::common::bearer_access_token;
 use super::paging::bad_token;
 use super::schema::{Pattern, Ty};
 use super::transport::{ProviderRequest, bad_answer};
@@ -59,7 +60,7 @@ pub fn platform() -> PlatformDef {
 fn auth(creds: &Credentials) -> Result<Auth, Error> {
     match creds.get("bot_token") {
         Some(token) => Auth::raw(&format!("Bot {token}")),
-        None => Auth::bearer(creds.require("access_token")?),
+        None => bearer_access_token(creds),
     }
 }
 

@@ -16,18 +16,16 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::mail::{EMAIL, breaks_header};
-use super::schema::{Format, Ty};
+use super::common::bearer_access_token;
+use super::mail::{breaks_header, recipients_field};
+use super::schema::Ty;
 use super::transport::{ProviderRequest, bad_answer, rate_limited, rejection, wait_hint};
-use super::{Auth, Cursor, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
-use crate::domain::Credentials;
+use super::{Cursor, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::Error;
 
 /// Gmail's maximum `maxResults` for messages and threads.
 const MAX_RESULTS: i64 = 500;
-/// Recipients per header field; Gmail refuses more than 500 recipients in all.
-const MAX_RECIPIENTS: usize = 100;
 /// Base64 body lines are this long (RFC 2045 allows at most 76).
 const BASE64_LINE: usize = 76;
 /// UTF-8 bytes per RFC 2047 encoded word: 45 bytes make 60 base64 characters, which with
@@ -35,7 +33,7 @@ const BASE64_LINE: usize = 76;
 const ENCODED_WORD_BYTES: usize = 45;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Gmail, auth, test_connection)
+    PlatformDef::new(Platform::Gmail, bearer_access_token, test_connection)
         .list(
             "list_messages",
             "List message ids (and thread ids), newest first, optionally filtered by a Gmail \
@@ -77,10 +75,6 @@ pub fn platform() -> PlatformDef {
             "Find messages with Gmail search syntax (from:, subject:, has:attachment, ...).",
             search_messages,
         )
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
 }
 
 async fn test_connection(mut s: Session) -> Result<(), Error> {
@@ -383,23 +377,10 @@ struct SendMessage {
 
 impl Params for SendMessage {
     fn schema() -> Schema {
-        let recipients = |name, description, min| {
-            Field::array(
-                name,
-                description,
-                Ty::String {
-                    min: 3,
-                    max: 254,
-                    format: Format::Pattern(&EMAIL),
-                },
-                min,
-                MAX_RECIPIENTS,
-            )
-        };
         Schema::new(vec![
-            recipients("to", "Recipient addresses.", 1).required(),
-            recipients("cc", "Copy addresses.", 0),
-            recipients("bcc", "Blind copy addresses (Gmail removes the header).", 0),
+            recipients_field("to", "Recipient addresses.", 1).required(),
+            recipients_field("cc", "Copy addresses.", 0),
+            recipients_field("bcc", "Blind copy addresses (Gmail removes the header).", 0),
             Field::text("subject", "The subject, on one line.", 900).required(),
             Field::text("body", "The message body.", 1_000_000).required(),
             Field::one_of(

@@ -6,19 +6,20 @@
 
 use http::Method;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use super::common::{bearer_access_token, get_users_me};
+use super::common::{
+    check_title_or_description, patch_title_and_description, title_and_description_fields,
+};
 use super::deleted;
 use super::transport::{ProviderRequest, bad_answer};
-use super::{
-    Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
-};
-use crate::domain::Credentials;
+use super::{Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset};
 use crate::domain::Platform;
 use crate::error::Error;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Loom, auth, test_connection)
+    PlatformDef::new(Platform::Loom, bearer_access_token, get_users_me)
         .list(
             "list_videos",
             "List the user's videos (unverified API: Loom documents none).",
@@ -54,16 +55,6 @@ pub fn platform() -> PlatformDef {
             "Delete a video (unverified API).",
             delete_video,
         )
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
-}
-
-async fn test_connection(mut s: Session) -> Result<(), Error> {
-    let url = s.url(&["users", "me"]);
-    s.json(ProviderRequest::get(url)).await?;
-    Ok(())
 }
 
 const VIDEO_KEYS: &[&str] = &["videos", "data", "results"];
@@ -175,35 +166,22 @@ struct UpdateVideo {
 
 impl Params for UpdateVideo {
     fn schema() -> Schema {
-        Schema::new(vec![
-            Field::id("video_id", "The video id.").required(),
-            Field::text("title", "New title.", 500),
-            Field::text("description", "New description.", 5000),
-        ])
+        Schema::new(
+            vec![Field::id("video_id", "The video id.").required()]
+                .into_iter()
+                .chain(title_and_description_fields())
+                .collect(),
+        )
     }
 
     fn check(&self) -> Result<(), Error> {
-        if self.title.is_none() && self.description.is_none() {
-            return Err(Error::invalid_field(
-                "params.title",
-                "or params.description must be set: nothing to update",
-            ));
-        }
-        Ok(())
+        check_title_or_description(&self.title, &self.description)
     }
 }
 
 async fn update_video(mut s: Session, p: UpdateVideo) -> Result<Page, Error> {
-    let mut body = Map::new();
-    if let Some(t) = p.title {
-        body.insert("title".into(), Value::String(t));
-    }
-    if let Some(d) = p.description {
-        body.insert("description".into(), Value::String(d));
-    }
     let url = s.url(&["videos", &p.video_id]);
-    let req = ProviderRequest::json(Method::PATCH, url, &Value::Object(body));
-    Ok(Page::one(s.json(req).await?))
+    patch_title_and_description(&mut s, url, p.title, p.description).await
 }
 
 async fn delete_video(mut s: Session, p: VideoRef) -> Result<Page, Error> {

@@ -34,6 +34,7 @@
 //!    (request shape, auth header, parsing), plus its paging and error cases. The generic tests
 //!    in `registry.rs` check every operation's schema against its params struct for free.
 
+mod common;
 pub mod config;
 pub mod graphql;
 pub mod paging;
@@ -67,6 +68,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+pub use common::{deleted, items_of, next_offset};
 pub use config::{BaseUrls, ConnectorConfig, ConnectorSettings};
 pub use paging::Cursor;
 pub use registry::Registry;
@@ -356,34 +358,4 @@ impl PlatformDef {
         });
         self.push(name, description, false, Kind::Download, schema, prepare)
     }
-}
-
-/// The list inside a provider answer: the answer itself when it is an array, else the array
-/// under the first of `keys` that holds one.
-pub fn items_of(answer: &mut Value, keys: &[&str]) -> Option<Vec<Value>> {
-    if let Value::Array(a) = answer {
-        return Some(std::mem::take(a));
-    }
-    keys.iter().find_map(|k| match answer.get_mut(*k) {
-        Some(Value::Array(a)) => Some(std::mem::take(a)),
-        _ => None,
-    })
-}
-
-/// What a delete answers: the provider's own answer, or when it said nothing (a 204)
-/// `{"deleted": true, <key>: <id>}`.
-pub fn deleted(answer: Value, key: &str, id: String) -> Page {
-    if !answer.is_null() {
-        return Page::one(answer);
-    }
-    let mut said = Map::new();
-    said.insert("deleted".into(), Value::Bool(true));
-    said.insert(key.into(), Value::String(id));
-    Page::one(Value::Object(said))
-}
-
-/// The next offset when a page came back full; none after a short page.
-pub fn next_offset(offset: u64, asked: u64, got: usize) -> Option<Cursor> {
-    let got = u64::try_from(got).unwrap_or(u64::MAX);
-    (got >= asked && asked > 0).then(|| Cursor::Offset(offset.saturating_add(got)))
 }

@@ -202,7 +202,12 @@ async fn get_board(mut s: Session, p: BoardRef) -> Result<Page, Error> {
                  board_kind workspace_id columns { id title type settings_str } \
                  groups { id title color } owners { id name } } }";
     let mut data = run(&mut s, query, json!({"ids": [p.board_id]}), true).await?;
-    let mut boards = super::items_of(&mut data, &["boards"])
+    Ok(Page::one(the_board(&mut data)?))
+}
+
+/// The one board a lookup by id answers; Monday answers an empty list for an unknown id.
+fn the_board(data: &mut Value) -> Result<Value, Error> {
+    let mut boards = super::items_of(data, &["boards"])
         .ok_or_else(|| bad_answer(Platform::Monday, "no boards"))?;
     if boards.is_empty() {
         return Err(not_found(
@@ -211,7 +216,7 @@ async fn get_board(mut s: Session, p: BoardRef) -> Result<Page, Error> {
             "board",
         ));
     }
-    Ok(Page::one(boards.swap_remove(0)))
+    Ok(boards.swap_remove(0))
 }
 
 const ITEM_FIELDS: &str = "id name state created_at updated_at group { id title } \
@@ -244,16 +249,7 @@ async fn list_items(mut s: Session, p: ListItems, page: Option<Cursor>) -> Resul
             );
             let variables = json!({"boardIds": [p.board_id], "limit": p.limit});
             let mut data = run(&mut s, &query, variables, true).await?;
-            let mut boards = super::items_of(&mut data, &["boards"])
-                .ok_or_else(|| bad_answer(Platform::Monday, "no boards"))?;
-            if boards.is_empty() {
-                return Err(not_found(
-                    Platform::Monday,
-                    "ResourceNotFoundException",
-                    "board",
-                ));
-            }
-            take(&mut boards.swap_remove(0), "items_page")
+            take(&mut the_board(&mut data)?, "items_page")
         }
         Some(cursor) => {
             let query = format!(

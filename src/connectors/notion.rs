@@ -9,10 +9,10 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::common::bearer_access_token;
 use super::schema::{Pattern, Ty};
 use super::transport::{ProviderRequest, bad_answer};
-use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
-use crate::domain::Credentials;
+use super::{Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::Error;
 
@@ -26,7 +26,7 @@ const MAX_PAGE: i64 = 100;
 const MAX_CHILDREN: usize = 100;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Notion, auth, test_connection)
+    PlatformDef::new(Platform::Notion, bearer_access_token, test_connection)
         .header("notion-version", NOTION_VERSION)
         .list(
             "search",
@@ -74,10 +74,6 @@ pub fn platform() -> PlatformDef {
             "List the workspace's users and bots.",
             list_users,
         )
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
 }
 
 async fn test_connection(mut s: Session) -> Result<(), Error> {

@@ -5,8 +5,11 @@
 
 use http::Method;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
+use super::common::{
+    check_title_or_description, patch_title_and_description, title_and_description_fields,
+};
 use super::deleted;
 use super::transport::{ProviderRequest, bad_answer};
 use super::{
@@ -177,35 +180,22 @@ struct UpdateSpeech {
 
 impl Params for UpdateSpeech {
     fn schema() -> Schema {
-        Schema::new(vec![
-            Field::id("id", "The speech id.").required(),
-            Field::text("title", "New title.", 500),
-            Field::text("description", "New description.", 5000),
-        ])
+        Schema::new(
+            vec![Field::id("id", "The speech id.").required()]
+                .into_iter()
+                .chain(title_and_description_fields())
+                .collect(),
+        )
     }
 
     fn check(&self) -> Result<(), Error> {
-        if self.title.is_none() && self.description.is_none() {
-            return Err(Error::invalid_field(
-                "params.title",
-                "or params.description must be set: nothing to update",
-            ));
-        }
-        Ok(())
+        check_title_or_description(&self.title, &self.description)
     }
 }
 
 async fn update_speech(mut s: Session, p: UpdateSpeech) -> Result<Page, Error> {
-    let mut body = Map::new();
-    if let Some(t) = p.title {
-        body.insert("title".into(), Value::String(t));
-    }
-    if let Some(d) = p.description {
-        body.insert("description".into(), Value::String(d));
-    }
     let url = s.url(&["speeches", &p.id]);
-    let req = ProviderRequest::json(Method::PATCH, url, &Value::Object(body));
-    Ok(Page::one(s.json(req).await?))
+    patch_title_and_description(&mut s, url, p.title, p.description).await
 }
 
 async fn delete_speech(mut s: Session, p: SpeechRef) -> Result<Page, Error> {

@@ -11,21 +11,20 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::mail::EMAIL;
+use super::common::bearer_access_token;
+use super::mail::recipients_field;
 use super::paging::bad_token;
-use super::schema::{Format, Pattern, Ty};
+use super::schema::Pattern;
 use super::transport::{ProviderRequest, bad_answer};
-use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
-use crate::domain::Credentials;
+use super::{Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::Error;
 
 /// Graph's maximum `$top` for messages and events.
 const MAX_TOP: i64 = 1000;
-const MAX_RECIPIENTS: usize = 100;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Outlook, auth, test_connection)
+    PlatformDef::new(Platform::Outlook, bearer_access_token, test_connection)
         .list(
             "list_messages",
             "List the messages of a mail folder (inbox by default), newest first, optionally \
@@ -55,10 +54,6 @@ pub fn platform() -> PlatformDef {
             "Search messages across folders (Graph $search over subject, body, people).",
             search_messages,
         )
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
 }
 
 async fn test_connection(mut s: Session) -> Result<(), Error> {
@@ -232,20 +227,6 @@ impl Params for MessageRef {
 async fn get_message(mut s: Session, p: MessageRef) -> Result<Page, Error> {
     let url = s.url(&["me", "messages", &p.id]);
     Ok(Page::one(s.json(ProviderRequest::get(url)).await?))
-}
-
-fn recipients_field(name: &'static str, description: &'static str, min: usize) -> Field {
-    Field::array(
-        name,
-        description,
-        Ty::String {
-            min: 3,
-            max: 254,
-            format: Format::Pattern(&EMAIL),
-        },
-        min,
-        MAX_RECIPIENTS,
-    )
 }
 
 fn recipients(addresses: &[String]) -> Value {

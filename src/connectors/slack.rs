@@ -17,6 +17,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::common::bearer_access_token;
 use super::schema::{Format, Pattern, Ty};
 use super::transport::{
     ProviderRequest, bad_answer, provider_unavailable, rate_limited, rejection, sanitize, wait_hint,
@@ -30,7 +31,7 @@ use crate::error::{Error, ErrorKind, Reason};
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Slack, auth, test_connection)
+    PlatformDef::new(Platform::Slack, bearer_access_token, test_connection)
         .list(
             "list_channels",
             "List the conversations the token can see (public and private channels by default).",
@@ -58,10 +59,6 @@ pub fn platform() -> PlatformDef {
         )
         .list("list_users", "List the workspace's members.", list_users)
         .read("get_user", "Get one member's profile.", get_user)
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
 }
 
 fn is_user_token(token: &str) -> bool {

@@ -15,10 +15,10 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::common::{bearer_access_token, get_users_me};
 use super::schema::Pattern;
 use super::transport::{ProviderRequest, bad_answer, provider_timeout, too_large};
-use super::{Auth, Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
-use crate::domain::Credentials;
+use super::{Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::{Error, ErrorKind, Reason};
 
@@ -32,7 +32,7 @@ const DEFAULT_RECORDING_DAYS: i64 = 30;
 const MAX_TRANSCRIPT_BYTES: usize = 8 * 1024 * 1024;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Zoom, auth, test_connection)
+    PlatformDef::new(Platform::Zoom, bearer_access_token, get_users_me)
         .list(
             "list_meetings",
             "List a user's meetings (scheduled, live, upcoming or previous).",
@@ -65,17 +65,6 @@ pub fn platform() -> PlatformDef {
             "Get the transcript (WebVTT text) of a meeting's cloud recording.",
             get_transcript,
         )
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
-}
-
-/// The token's own user: the cheapest authenticated call.
-async fn test_connection(mut s: Session) -> Result<(), Error> {
-    let url = s.url(&["users", "me"]);
-    s.json(ProviderRequest::get(url)).await?;
-    Ok(())
 }
 
 fn digits(v: &str, max: usize) -> bool {

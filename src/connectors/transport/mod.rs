@@ -95,6 +95,15 @@ pub struct HttpCore {
     breakers: Breakers,
 }
 
+/// One request on its way out: to which platform, with which credentials, by when.
+#[derive(Clone, Copy)]
+struct Outbound<'a> {
+    platform: Platform,
+    req: &'a ProviderRequest,
+    auth: Option<&'a Auth>,
+    deadline: Instant,
+}
+
 /// A failed attempt, with what the retry decision needs.
 struct Failed {
     error: Error,
@@ -121,12 +130,18 @@ trait Mode: Copy + Send + Sync {
 
     fn take(
         &self,
-        platform: Platform,
         resp: reqwest::Response,
-        policy: &HttpPolicy,
-        deadline: Instant,
-        idempotent: bool,
+        call: Call<'_>,
     ) -> impl Future<Output = Result<Self::Out, Failed>> + Send;
+}
+
+/// What a mode needs to know of the call an answer belongs to.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    platform: Platform,
+    policy: &'a HttpPolicy,
+    deadline: Instant,
+    idempotent: bool,
 }
 
 /// Reads the whole body, up to `max_response_bytes`, by the deadline.
@@ -140,14 +155,13 @@ impl Mode for Buffered {
         remaining
     }
 
-    async fn take(
-        &self,
-        platform: Platform,
-        resp: reqwest::Response,
-        policy: &HttpPolicy,
-        deadline: Instant,
-        idempotent: bool,
-    ) -> Result<Reply, Failed> {
+    async fn take(&self, resp: reqwest::Response, call: Call<'_>) -> Result<Reply, Failed> {
+        let Call {
+            platform,
+            policy,
+            deadline,
+            idempotent,
+        } = call;
         let status = resp.status();
         let headers = resp.headers().clone();
         match read_limited(resp, policy.max_response_bytes, deadline).await {
@@ -182,11 +196,8 @@ impl Mode for Streaming {
 
     async fn take(
         &self,
-        _: Platform,
         resp: reqwest::Response,
-        _: &HttpPolicy,
-        _: Instant,
-        _: bool,
+        _: Call<'_>,
     ) -> Result<reqwest::Response, Failed> {
         Ok(resp)
     }
@@ -217,8 +228,13 @@ impl HttpCore {
         deadline: Instant,
         opts: SendOptions,
     ) -> Result<Reply, Error> {
-        self.run(platform, req, auth, deadline, opts, Buffered)
-            .await
+        let out = Outbound {
+            platform,
+            req,
+            auth,
+            deadline,
+        };
+        self.run(out, opts, Buffered).await
     }
 
     /// As `send`, but the body is left unread for streaming; it may take `download_timeout`.
@@ -229,28 +245,29 @@ impl HttpCore {
         auth: Option<&Auth>,
         deadline: Instant,
     ) -> Result<reqwest::Response, Error> {
-        self.run(
+        let out = Outbound {
             platform,
             req,
             auth,
             deadline,
-            SendOptions::default(),
-            Streaming,
-        )
-        .await
+        };
+        self.run(out, SendOptions::default(), Streaming).await
     }
 
     /// The core loop: attempts until one answers, a failure may not be retried, the attempts
     /// run out, or the next wait does not fit before the deadline.
     async fn run<M: Mode>(
         &self,
-        platform: Platform,
-        req: &ProviderRequest,
-        auth: Option<&Auth>,
-        deadline: Instant,
+        out: Outbound<'_>,
         opts: SendOptions,
         mode: M,
     ) -> Result<M::Out, Error> {
+        let Outbound {
+            platform,
+            req,
+            deadline,
+            ..
+        } = out;
         let key = breaker_key(platform, &req.url);
         let max_attempts = if opts.retries {
             self.policy.max_attempts.max(1)
@@ -269,10 +286,7 @@ impl HttpCore {
             if let Err(wait) = self.breakers.admit(&key, now) {
                 return Err(last.unwrap_or_else(|| circuit_open(platform, wait)));
             }
-            let failed = match self
-                .attempt(platform, &key, req, auth, deadline, mode)
-                .await
-            {
+            let failed = match self.attempt(out, &key, mode).await {
                 Ok(out) => return Ok(out),
                 Err(failed) => failed,
             };
@@ -298,13 +312,16 @@ impl HttpCore {
     /// One attempt: sends, records it, feeds the breaker and classifies the outcome.
     async fn attempt<M: Mode>(
         &self,
-        platform: Platform,
+        out: Outbound<'_>,
         key: &str,
-        req: &ProviderRequest,
-        auth: Option<&Auth>,
-        deadline: Instant,
         mode: M,
     ) -> Result<M::Out, Failed> {
+        let Outbound {
+            platform,
+            req,
+            auth,
+            deadline,
+        } = out;
         let started = std::time::Instant::now();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut builder = self
@@ -370,8 +387,13 @@ impl HttpCore {
             return Err(Failed::new(error, hint, req.idempotent));
         }
         self.breakers.success(key);
-        mode.take(platform, resp, &self.policy, deadline, req.idempotent)
-            .await
+        let call = Call {
+            platform,
+            policy: &self.policy,
+            deadline,
+            idempotent: req.idempotent,
+        };
+        mode.take(resp, call).await
     }
 
     /// Sleeps before the next attempt; false (without sleeping) when the wait would end past
