@@ -1,21 +1,31 @@
 //! Connectors: every operation of every platform, sent through one HTTP core.
 //!
-//! - `http`: the shared core (deadlines, bounded bodies, retries, waits, circuit breakers, error
-//!   mapping). Nothing else talks to a provider.
+//! This layer depends only on `domain`, `error` and `body`: never on `service` or `api`. What it
+//! needs from above (renewing rejected credentials) it asks through the `Renewal` trait, which
+//! the service implements.
+//!
+//! - `transport`: the shared HTTP core (deadlines, bounded bodies, retries, waits, circuit
+//!   breakers, the provider-error table, scrubbing). Nothing else talks to a provider.
 //! - `session`: one call against one integration: its credentials, base URL and deadline, the
-//!   401 path (`CredentialAccess::after_rejection` once, then one retry), scrubbing of secrets.
+//!   401 path (`Renewal::renew` once, then one retry), scrubbing of secrets.
+//! - `registry`: every platform and operation by name; builds each call's `Session` from the
+//!   platform's definition (auth, headers, body encoding, base URL).
+//! - `proxy`: the guards of the authenticated proxy (path, query, headers, body) and its send.
 //! - `schema`: parameter declarations that render as JSON Schema and check params.
-//! - `registry`: every platform and operation by name, and each platform's base URL.
+//! - `paging`: opaque page tokens around the provider's cursor or an offset.
+//! - `graphql`: GraphQL over the core, and the shared raw-query operation.
+//! - `common`, `mail`: pieces several platforms share.
 //! - one file per platform (`fireflies.rs`, ...): its auth, connection test and operations.
 //!
 //! # How to add a platform
 //!
 //! 1. Create `src/connectors/<platform>.rs` with `pub fn platform() -> PlatformDef`:
 //!    `PlatformDef::new(Platform::X, auth, test_connection)` where `auth` turns the
-//!    integration's `Credentials` into an `Auth` header (`Auth::bearer(creds.require("access_token")?)`)
-//!    and `test_connection` is an `async fn(Session) -> Result<(), Error>` that makes one cheap
-//!    authenticated identity call (never a constant). Add `.header(..)` for headers every request
-//!    needs (Notion-Version), `.form_bodies()` if the API takes form posts,
+//!    integration's `Credentials` into an `Auth` header (`common::bearer_access_token` for
+//!    OAuth bearer tokens) and `test_connection` is an `async fn(Session) -> Result<(), Error>`
+//!    that makes one cheap authenticated identity call, never a constant
+//!    (`common::get_users_me` where the API has `users/me`). Add `.header(..)` for headers every
+//!    request needs (Notion-Version), `.form_bodies()` if the API takes form posts,
 //!    `.base_url_from("field")` if the host is a credential field.
 //! 2. Each operation is a params struct (`#[derive(Deserialize)] #[serde(deny_unknown_fields)]`)
 //!    implementing `Params` (`schema()` with `Field::...` declarations, defaults there; `check()`
@@ -23,12 +33,17 @@
 //!    `(Session, P, Option<Cursor>)` for lists). Register it with `.read(..)`, `.list(..)`,
 //!    `.write(..)` or `.download(..)`: `write` is what viewers may not run. Build URLs with
 //!    `session.url(&[segments])` (segments are percent-encoded), send with `session.json(..)`;
-//!    GraphQL goes through `graphql::query` with values only in `variables`. Return lists as
-//!    `Page::list(items, next)` with the provider's own cursor (`Cursor::Token`) or an offset
-//!    (`Cursor::Offset`) when it has none; the framework makes it an opaque page token.
-//! 3. Add `<platform>::platform()` to `Registry::new`, and its default base URL to
+//!    provider errors come from `transport` (`bad_answer`, `rejection`, `not_found` for a lookup
+//!    that answered nothing), a delete without a body answers `deleted(..)`. GraphQL goes
+//!    through `graphql::query` with values only in `variables`; a raw-query operation is
+//!    `.write("graphql_query", .., graphql::raw_query)`.
+//! 3. Lists read the page to fetch with `Cursor::token(page)?` (the provider's own cursor) or
+//!    `Cursor::offset(page)?` (when it has none), and answer `Page::list(items, next)` with
+//!    `Cursor::Token(..)` or `next_offset(..)`; the framework makes it an opaque page token, and
+//!    a token of the wrong kind is `paging::bad_token()`.
+//! 4. Add `<platform>::platform()` to `Registry::new`, and its default base URL to
 //!    `config::DEFAULT_BASE_URLS` (overridable as `FH_<PLATFORM>_BASE_URL`).
-//! 4. Tests: a fake in `tests/api/connectors/fakes/<platform>.rs` (an axum router that answers
+//! 5. Tests: a fake in `tests/api/connectors/fakes/<platform>.rs` (an axum router that answers
 //!    like the provider's docs: success shapes, error shapes, pagination), and
 //!    `tests/api/connectors/<platform>.rs` invoking every operation once against it over gRPC
 //!    (request shape, auth header, parsing), plus its paging and error cases. The generic tests
