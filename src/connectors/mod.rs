@@ -206,6 +206,46 @@ pub enum BodyEncoding {
     Form,
 }
 
+/// An operation's handler: an `async fn(Session, P) -> Result<T, Error>`.
+pub trait Handler<P, T>: Copy + Send + Sync + 'static {
+    fn call(self, session: Session, params: P) -> BoxFuture<'static, Result<T, Error>>;
+}
+
+impl<P, T, F, Fut> Handler<P, T> for F
+where
+    F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+{
+    fn call(self, session: Session, params: P) -> BoxFuture<'static, Result<T, Error>> {
+        Box::pin(self(session, params))
+    }
+}
+
+/// A list operation's handler: an `async fn(Session, P, Option<Cursor>) -> Result<Page, Error>`.
+pub trait ListHandler<P>: Copy + Send + Sync + 'static {
+    fn call(
+        self,
+        session: Session,
+        params: P,
+        page: Option<Cursor>,
+    ) -> BoxFuture<'static, Result<Page, Error>>;
+}
+
+impl<P, F, Fut> ListHandler<P> for F
+where
+    F: Fn(Session, P, Option<Cursor>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Page, Error>> + Send + 'static,
+{
+    fn call(
+        self,
+        session: Session,
+        params: P,
+        page: Option<Cursor>,
+    ) -> BoxFuture<'static, Result<Page, Error>> {
+        Box::pin(self(session, params, page))
+    }
+}
+
 /// A platform: how it authenticates, where it lives, its connection test and its operations.
 pub struct PlatformDef {
     pub platform: Platform,
@@ -298,79 +338,73 @@ impl PlatformDef {
         self
     }
 
-    fn single<P, F, Fut>(
+    /// Registers an operation whose checked params become a `P` that `wrap` binds to its
+    /// handler.
+    fn typed<P: Params>(
         self,
         name: &str,
         description: &'static str,
         writes: bool,
-        handler: F,
-    ) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
-    {
-        let schema = P::schema();
-        let prepare: Prepare = Box::new(move |params| {
-            let p: P = parse(params)?;
-            Ok(Prepared::Json(Box::new(move |s, _| {
-                Box::pin(handler(s, p))
-            })))
-        });
-        self.push(name, description, writes, Kind::Json, schema, prepare)
+        kind: Kind,
+        wrap: impl Fn(P) -> Prepared + Send + Sync + 'static,
+    ) -> Self {
+        let prepare: Prepare = Box::new(move |params| Ok(wrap(parse(params)?)));
+        self.push(name, description, writes, kind, P::schema(), prepare)
+    }
+
+    fn single<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        writes: bool,
+        handler: impl Handler<P, Page>,
+    ) -> Self {
+        self.typed(name, description, writes, Kind::Json, move |p: P| {
+            Prepared::Json(Box::new(move |s, _| handler.call(s, p)))
+        })
     }
 
     /// An operation that only reads.
-    pub fn read<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
-    {
+    pub fn read<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        handler: impl Handler<P, Page>,
+    ) -> Self {
         self.single(name, description, false, handler)
     }
 
     /// An operation that changes something at the provider.
-    pub fn write<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
-    {
+    pub fn write<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        handler: impl Handler<P, Page>,
+    ) -> Self {
         self.single(name, description, true, handler)
     }
 
     /// A paged read: the handler gets the cursor of the page to fetch.
-    pub fn list<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P, Option<Cursor>) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
-    {
-        let schema = P::schema();
-        let prepare: Prepare = Box::new(move |params| {
-            let p: P = parse(params)?;
-            Ok(Prepared::Json(Box::new(move |s, c| {
-                Box::pin(handler(s, p, c))
-            })))
-        });
-        self.push(name, description, false, Kind::List, schema, prepare)
+    pub fn list<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        handler: impl ListHandler<P>,
+    ) -> Self {
+        self.typed(name, description, false, Kind::List, move |p: P| {
+            Prepared::Json(Box::new(move |s, c| handler.call(s, p, c)))
+        })
     }
 
     /// A streamed read, served by `Download`.
-    pub fn download<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Download, Error>> + Send + 'static,
-    {
-        let schema = P::schema();
-        let prepare: Prepare = Box::new(move |params| {
-            let p: P = parse(params)?;
-            Ok(Prepared::Download(Box::new(move |s| {
-                Box::pin(handler(s, p))
-            })))
-        });
-        self.push(name, description, false, Kind::Download, schema, prepare)
+    pub fn download<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        handler: impl Handler<P, Download>,
+    ) -> Self {
+        self.typed(name, description, false, Kind::Download, move |p: P| {
+            Prepared::Download(Box::new(move |s| handler.call(s, p)))
+        })
     }
 }
