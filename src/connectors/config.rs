@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use reqwest::Url;
 
-use super::http::HttpPolicy;
+use super::transport::HttpPolicy;
 use crate::domain::Platform;
 
 /// Documented production base URLs. ZeroDB has none: its host is a credential field

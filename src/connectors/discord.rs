@@ -6,12 +6,14 @@
 //! direction and the id. Rate limits are 429 with `Retry-After` and a `retry_after` body (float
 //! seconds), both honoured by the core.
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
+use super::common::bearer_access_token;
+use super::paging::bad_token;
 use super::schema::{Pattern, Ty};
+use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -58,7 +60,7 @@ pub fn platform() -> PlatformDef {
 fn auth(creds: &Credentials) -> Result<Auth, Error> {
     match creds.get("bot_token") {
         Some(token) => Auth::raw(&format!("Bot {token}")),
-        None => Auth::bearer(creds.require("access_token")?),
+        None => bearer_access_token(creds),
     }
 }
 
@@ -80,13 +82,6 @@ static SNOWFLAKE: Pattern = Pattern {
     sample: "175928847299117063",
 };
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// The numeric id at `pointer` of each item.
 fn ids(items: &[Value], pointer: &str) -> Vec<u64> {
     items
@@ -104,10 +99,9 @@ fn next_after(items: &[Value], pointer: &str, limit: i64) -> Option<Cursor> {
 
 /// A page token's snowflake (only ones we issued pass `SNOWFLAKE` again).
 fn token_id(page: Option<Cursor>) -> Result<Option<String>, Error> {
-    match page {
-        None => Ok(None),
-        Some(Cursor::Token(t)) if snowflake(&t) => Ok(Some(t)),
-        Some(_) => Err(bad_token()),
+    match Cursor::token(page)? {
+        Some(t) if !snowflake(&t) => Err(bad_token()),
+        t => Ok(t),
     }
 }
 
@@ -231,19 +225,18 @@ async fn get_channel_messages(
     p: ChannelMessages,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let (direction, from) = match page {
+    let (direction, from) = match Cursor::token(page)? {
         None => match (&p.after, &p.before, &p.around) {
             (Some(a), _, _) => ("after", Some(a.clone())),
             (_, Some(b), _) => ("before", Some(b.clone())),
             (_, _, Some(r)) => ("around", Some(r.clone())),
             _ => ("before", None),
         },
-        Some(Cursor::Token(t)) => match t.split_once(':') {
+        Some(t) => match t.split_once(':') {
             Some(("before", id)) if snowflake(id) => ("before", Some(id.to_owned())),
             Some(("after", id)) if snowflake(id) => ("after", Some(id.to_owned())),
             _ => return Err(bad_token()),
         },
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
     };
     let mut query = vec![("limit", p.limit.to_string())];
     query.extend(from.map(|id| (direction, id)));

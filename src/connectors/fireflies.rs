@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::graphql::{self, is_mutation};
+use super::graphql;
+use super::transport::not_found;
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, next_offset};
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -38,7 +39,7 @@ pub fn platform() -> PlatformDef {
         .write(
             "graphql_query",
             "Run a raw GraphQL query or mutation against the Fireflies API, values in variables.",
-            graphql_query,
+            graphql::raw_query,
         )
 }
 
@@ -61,7 +62,7 @@ async fn test_connection(mut s: Session) -> Result<(), Error> {
     )
     .await?;
     if data.get("user").is_none_or(Value::is_null) {
-        return Err(super::http::bad_answer(Platform::Fireflies, "no user"));
+        return Err(super::transport::bad_answer(Platform::Fireflies, "no user"));
     }
     Ok(())
 }
@@ -102,17 +103,6 @@ fn datetime(v: Option<String>) -> Value {
     }
 }
 
-fn offset(page: Option<Cursor>) -> Result<u64, Error> {
-    match page {
-        None => Ok(0),
-        Some(Cursor::Offset(n)) => Ok(n),
-        Some(Cursor::Token(_)) => Err(Error::invalid_field(
-            "page_token",
-            "is not a page token issued for this operation and params",
-        )),
-    }
-}
-
 async fn transcripts_page(
     mut s: Session,
     variables: Value,
@@ -137,7 +127,7 @@ async fn list_transcripts(
     p: ListTranscripts,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let variables = json!({
         "limit": p.limit,
         "skip": skip,
@@ -176,7 +166,7 @@ async fn search_transcripts(
     p: SearchTranscripts,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let variables = json!({"limit": p.limit, "skip": skip, "keyword": p.query});
     transcripts_page(
         s,
@@ -207,12 +197,10 @@ async fn one_transcript(mut s: Session, id: String, fields: &str) -> Result<Page
     let mut data = graphql::query(&mut s, url, &query, json!({"id": id}), true).await?;
     match data.get_mut("transcript").map(Value::take) {
         Some(t) if !t.is_null() => Ok(Page::one(t)),
-        _ => Err(super::http::rejection(
+        _ => Err(not_found(
             Platform::Fireflies,
-            ::http::StatusCode::NOT_FOUND,
-            &::http::HeaderMap::new(),
-            br#"{"code": "object_not_found", "message": "no transcript with that id"}"#,
-            s.scrubber(),
+            "object_not_found",
+            "transcript",
         )),
     }
 }
@@ -236,35 +224,4 @@ async fn get_summary(s: Session, p: TranscriptId) -> Result<Page, Error> {
         "id title summary { overview action_items keywords outline shorthand_bullet bullet_gist }",
     )
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GraphqlQuery {
-    query: String,
-    variables: Option<serde_json::Map<String, Value>>,
-}
-
-impl Params for GraphqlQuery {
-    fn schema() -> Schema {
-        Schema::new(vec![
-            Field::text(
-                "query",
-                "The GraphQL document; pass values through variables, never inside it.",
-                100_000,
-            )
-            .required(),
-            Field::any_object("variables", "Values for the document's variables."),
-        ])
-    }
-}
-
-/// Raw GraphQL: listed as a write because the document may be a mutation; a query is retried
-/// like any read, a mutation never.
-async fn graphql_query(mut s: Session, p: GraphqlQuery) -> Result<Page, Error> {
-    let idempotent = !is_mutation(&p.query);
-    let url = s.base().clone();
-    let variables = Value::Object(p.variables.unwrap_or_default());
-    let data = graphql::query(&mut s, url, &p.query, variables, idempotent).await?;
-    Ok(Page::one(data))
 }

@@ -10,24 +10,22 @@
 
 use std::time::{Duration, SystemTime};
 
-use ::http::{Method, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer, rate_limited, rejection, wait_hint};
-use super::mail::{EMAIL, breaks_header};
-use super::schema::{Format, Ty};
-use super::{Auth, Cursor, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
-use crate::domain::Credentials;
+use super::common::bearer_access_token;
+use super::mail::{breaks_header, recipients_field};
+use super::schema::Ty;
+use super::transport::{ProviderRequest, bad_answer, rate_limited, rejection, wait_hint};
+use super::{Cursor, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::Error;
 
 /// Gmail's maximum `maxResults` for messages and threads.
 const MAX_RESULTS: i64 = 500;
-/// Recipients per header field; Gmail refuses more than 500 recipients in all.
-const MAX_RECIPIENTS: usize = 100;
 /// Base64 body lines are this long (RFC 2045 allows at most 76).
 const BASE64_LINE: usize = 76;
 /// UTF-8 bytes per RFC 2047 encoded word: 45 bytes make 60 base64 characters, which with
@@ -35,7 +33,7 @@ const BASE64_LINE: usize = 76;
 const ENCODED_WORD_BYTES: usize = 45;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Gmail, auth, test_connection)
+    PlatformDef::new(Platform::Gmail, bearer_access_token, test_connection)
         .list(
             "list_messages",
             "List message ids (and thread ids), newest first, optionally filtered by a Gmail \
@@ -77,10 +75,6 @@ pub fn platform() -> PlatformDef {
             "Find messages with Gmail search syntax (from:, subject:, has:attachment, ...).",
             search_messages,
         )
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
 }
 
 async fn test_connection(mut s: Session) -> Result<(), Error> {
@@ -138,13 +132,6 @@ async fn call(s: &mut Session, req: ProviderRequest) -> Result<Value, Error> {
     serde_json::from_slice(&body).map_err(|_| bad_answer(Platform::Gmail, "not JSON"))
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// Query pairs of a list: the filters, then Gmail's page token when continuing.
 fn list_query(
     q: Option<String>,
@@ -158,11 +145,7 @@ fn list_query(
     // Repeated, one parameter per label: Gmail reads `labelIds=A,B` as one label named "A,B".
     query.extend(label_ids.into_iter().flatten().map(|l| ("labelIds", l)));
     query.extend(include_spam_trash.map(|b| ("includeSpamTrash", b.to_string())));
-    match page {
-        None => {}
-        Some(Cursor::Token(t)) => query.push(("pageToken", t)),
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
-    }
+    query.extend(Cursor::token(page)?.map(|t| ("pageToken", t)));
     Ok(query)
 }
 
@@ -394,23 +377,10 @@ struct SendMessage {
 
 impl Params for SendMessage {
     fn schema() -> Schema {
-        let recipients = |name, description, min| {
-            Field::array(
-                name,
-                description,
-                Ty::String {
-                    min: 3,
-                    max: 254,
-                    format: Format::Pattern(&EMAIL),
-                },
-                min,
-                MAX_RECIPIENTS,
-            )
-        };
         Schema::new(vec![
-            recipients("to", "Recipient addresses.", 1).required(),
-            recipients("cc", "Copy addresses.", 0),
-            recipients("bcc", "Blind copy addresses (Gmail removes the header).", 0),
+            recipients_field("to", "Recipient addresses.", 1).required(),
+            recipients_field("cc", "Copy addresses.", 0),
+            recipients_field("bcc", "Blind copy addresses (Gmail removes the header).", 0),
             Field::text("subject", "The subject, on one line.", 900).required(),
             Field::text("body", "The message body.", 1_000_000).required(),
             Field::one_of(

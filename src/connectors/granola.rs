@@ -3,11 +3,11 @@
 //! product spec's (the seed's paths under `/v1`); Granola documents no such API, so they are
 //! unverified and say so in their descriptions and the README.
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
+use super::transport::{ProviderRequest, bad_answer};
 use super::{
     Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
 };
@@ -107,16 +107,7 @@ async fn list_notes(mut s: Session, p: ListNotes, page: Option<Cursor>) -> Resul
     query.extend(p.created_after.map(|v| ("created_after", v)));
     query.extend(p.created_before.map(|v| ("created_before", v)));
     query.extend(p.updated_after.map(|v| ("updated_after", v)));
-    match page {
-        None => {}
-        Some(Cursor::Token(c)) => query.push(("cursor", c)),
-        Some(Cursor::Offset(_)) => {
-            return Err(Error::invalid_field(
-                "page_token",
-                "is not a page token issued for this operation and params",
-            ));
-        }
-    }
+    query.extend(Cursor::token(page)?.map(|c| ("cursor", c)));
     let url = s.url(&["v1", "notes"]);
     let mut answer = s.json(ProviderRequest::get(url).query(query)).await?;
     let items = items_of(&mut answer, &["notes"])
@@ -160,17 +151,6 @@ async fn get_note(mut s: Session, p: GetNote) -> Result<Page, Error> {
     Ok(Page::one(s.json(req).await?))
 }
 
-fn offset(page: Option<Cursor>) -> Result<u64, Error> {
-    match page {
-        None => Ok(0),
-        Some(Cursor::Offset(n)) => Ok(n),
-        Some(Cursor::Token(_)) => Err(Error::invalid_field(
-            "page_token",
-            "is not a page token issued for this operation and params",
-        )),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListMetrics {
@@ -186,7 +166,7 @@ impl Params for ListMetrics {
 }
 
 async fn list_metrics(mut s: Session, p: ListMetrics, page: Option<Cursor>) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let url = s.url(&["v1", "metrics"]);
     let req = ProviderRequest::get(url)
         .query([("limit", p.limit.to_string()), ("offset", skip.to_string())]);

@@ -4,10 +4,11 @@
 
 use http::{HeaderMap, Method, StatusCode};
 use reqwest::Url;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
-use super::Session;
-use super::http::{ProviderRequest, rate_limited, rejection};
+use super::transport::{ProviderRequest, rate_limited, rejection};
+use super::{Field, Page, Params, Schema, Session};
 use crate::error::Error;
 
 /// How a GraphQL error reads as an HTTP status: `extensions.status` (or Monday's
@@ -130,7 +131,7 @@ pub async fn query(
         let Some(error) = first_error(&answer) else {
             return match answer.get_mut("data").map(Value::take) {
                 Some(data) if !data.is_null() => Ok(data),
-                _ => Err(super::http::bad_answer(
+                _ => Err(super::transport::bad_answer(
                     session.platform(),
                     "no data and no errors",
                 )),
@@ -153,6 +154,38 @@ pub async fn query(
             session.scrubber(),
         ));
     }
+}
+
+/// The params of the raw GraphQL operation (`<platform>.graphql_query`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    query: String,
+    variables: Option<Map<String, Value>>,
+}
+
+impl Params for RawQuery {
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::text(
+                "query",
+                "The GraphQL document; pass values through variables, never inside it.",
+                100_000,
+            )
+            .required(),
+            Field::any_object("variables", "Values for the document's variables."),
+        ])
+    }
+}
+
+/// Raw GraphQL against the platform's endpoint (its base URL). Registered as a write because
+/// the document may be a mutation; a query is retried like any read, a mutation never.
+pub async fn raw_query(mut s: Session, p: RawQuery) -> Result<Page, Error> {
+    let idempotent = !is_mutation(&p.query);
+    let url = s.base().clone();
+    let variables = Value::Object(p.variables.unwrap_or_default());
+    let data = query(&mut s, url, &p.query, variables, idempotent).await?;
+    Ok(Page::one(data))
 }
 
 /// Whether a GraphQL document holds a mutation or subscription: a top-level (brace depth 0)

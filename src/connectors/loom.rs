@@ -4,20 +4,22 @@
 //! configurable (`FH_LOOM_BASE_URL`) for when Loom publishes one. Videos page by
 //! `limit`/`offset`; the page token carries the offset.
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
-use super::{
-    Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
+use super::common::{bearer_access_token, get_users_me};
+use super::common::{
+    check_title_or_description, patch_title_and_description, title_and_description_fields,
 };
-use crate::domain::Credentials;
+use super::deleted;
+use super::transport::{ProviderRequest, bad_answer};
+use super::{Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset};
 use crate::domain::Platform;
 use crate::error::Error;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Loom, auth, test_connection)
+    PlatformDef::new(Platform::Loom, bearer_access_token, get_users_me)
         .list(
             "list_videos",
             "List the user's videos (unverified API: Loom documents none).",
@@ -55,16 +57,6 @@ pub fn platform() -> PlatformDef {
         )
 }
 
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
-}
-
-async fn test_connection(mut s: Session) -> Result<(), Error> {
-    let url = s.url(&["users", "me"]);
-    s.json(ProviderRequest::get(url)).await?;
-    Ok(())
-}
-
 const VIDEO_KEYS: &[&str] = &["videos", "data", "results"];
 
 fn limit() -> Field {
@@ -98,16 +90,7 @@ impl Params for ListVideos {
 }
 
 async fn list_videos(mut s: Session, p: ListVideos, page: Option<Cursor>) -> Result<Page, Error> {
-    let skip = match page {
-        None => 0,
-        Some(Cursor::Offset(n)) => n,
-        Some(Cursor::Token(_)) => {
-            return Err(Error::invalid_field(
-                "page_token",
-                "is not a page token issued for this operation and params",
-            ));
-        }
-    };
+    let skip = Cursor::offset(page)?;
     let mut query = vec![("limit", p.limit.to_string()), ("offset", skip.to_string())];
     query.extend(p.sort_by.map(|v| ("sort_by", v)));
     query.extend(p.sort_direction.map(|v| ("sort_direction", v)));
@@ -183,44 +166,26 @@ struct UpdateVideo {
 
 impl Params for UpdateVideo {
     fn schema() -> Schema {
-        Schema::new(vec![
-            Field::id("video_id", "The video id.").required(),
-            Field::text("title", "New title.", 500),
-            Field::text("description", "New description.", 5000),
-        ])
+        Schema::new(
+            vec![Field::id("video_id", "The video id.").required()]
+                .into_iter()
+                .chain(title_and_description_fields())
+                .collect(),
+        )
     }
 
     fn check(&self) -> Result<(), Error> {
-        if self.title.is_none() && self.description.is_none() {
-            return Err(Error::invalid_field(
-                "params.title",
-                "or params.description must be set: nothing to update",
-            ));
-        }
-        Ok(())
+        check_title_or_description(&self.title, &self.description)
     }
 }
 
 async fn update_video(mut s: Session, p: UpdateVideo) -> Result<Page, Error> {
-    let mut body = Map::new();
-    if let Some(t) = p.title {
-        body.insert("title".into(), Value::String(t));
-    }
-    if let Some(d) = p.description {
-        body.insert("description".into(), Value::String(d));
-    }
     let url = s.url(&["videos", &p.video_id]);
-    let req = ProviderRequest::json(Method::PATCH, url, &Value::Object(body));
-    Ok(Page::one(s.json(req).await?))
+    patch_title_and_description(&mut s, url, p.title, p.description).await
 }
 
 async fn delete_video(mut s: Session, p: VideoRef) -> Result<Page, Error> {
     let url = s.url(&["videos", &p.video_id]);
     let answer = s.json(ProviderRequest::new(Method::DELETE, url)).await?;
-    // A 204 has no body: say what happened.
-    Ok(Page::one(if answer.is_null() {
-        json!({"deleted": true, "video_id": p.video_id})
-    } else {
-        answer
-    }))
+    Ok(deleted(answer, "video_id", p.video_id))
 }

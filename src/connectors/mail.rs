@@ -1,7 +1,26 @@
 //! What the mail platforms (Gmail, Outlook) check before a message leaves: plausible
 //! addresses and header values that cannot smuggle in another header.
 
-use super::schema::Pattern;
+use super::Field;
+use super::schema::{Format, Pattern, Ty};
+
+/// Recipients per header field (Gmail refuses more than 500 recipients in all).
+const MAX_RECIPIENTS: usize = 100;
+
+/// A list of recipient addresses, each a plausible `EMAIL`; at least `min` of them.
+pub fn recipients_field(name: &'static str, description: &'static str, min: usize) -> Field {
+    Field::array(
+        name,
+        description,
+        Ty::String {
+            min: 3,
+            max: 254,
+            format: Format::Pattern(&EMAIL),
+        },
+        min,
+        MAX_RECIPIENTS,
+    )
+}
 
 /// A plausible `local@domain` address: a dot-atom local part (no quoted strings, no
 /// comments), a domain of at least two DNS labels. Deliberately narrower than RFC 5322, so an

@@ -1,21 +1,31 @@
 //! Connectors: every operation of every platform, sent through one HTTP core.
 //!
-//! - `http`: the shared core (deadlines, bounded bodies, retries, waits, circuit breakers, error
-//!   mapping). Nothing else talks to a provider.
+//! This layer depends only on `domain`, `error` and `body`: never on `service` or `api`. What it
+//! needs from above (renewing rejected credentials) it asks through the `Renewal` trait, which
+//! the service implements.
+//!
+//! - `transport`: the shared HTTP core (deadlines, bounded bodies, retries, waits, circuit
+//!   breakers, the provider-error table, scrubbing). Nothing else talks to a provider.
 //! - `session`: one call against one integration: its credentials, base URL and deadline, the
-//!   401 path (`CredentialAccess::after_rejection` once, then one retry), scrubbing of secrets.
+//!   401 path (`Renewal::renew` once, then one retry), scrubbing of secrets.
+//! - `registry`: every platform and operation by name; builds each call's `Session` from the
+//!   platform's definition (auth, headers, body encoding, base URL).
+//! - `proxy`: the guards of the authenticated proxy (path, query, headers, body) and its send.
 //! - `schema`: parameter declarations that render as JSON Schema and check params.
-//! - `registry`: every platform and operation by name, and each platform's base URL.
+//! - `paging`: opaque page tokens around the provider's cursor or an offset.
+//! - `graphql`: GraphQL over the core, and the shared raw-query operation.
+//! - `common`, `mail`: pieces several platforms share.
 //! - one file per platform (`fireflies.rs`, ...): its auth, connection test and operations.
 //!
 //! # How to add a platform
 //!
 //! 1. Create `src/connectors/<platform>.rs` with `pub fn platform() -> PlatformDef`:
 //!    `PlatformDef::new(Platform::X, auth, test_connection)` where `auth` turns the
-//!    integration's `Credentials` into an `Auth` header (`Auth::bearer(creds.require("access_token")?)`)
-//!    and `test_connection` is an `async fn(Session) -> Result<(), Error>` that makes one cheap
-//!    authenticated identity call (never a constant). Add `.header(..)` for headers every request
-//!    needs (Notion-Version), `.form_bodies()` if the API takes form posts,
+//!    integration's `Credentials` into an `Auth` header (`common::bearer_access_token` for
+//!    OAuth bearer tokens) and `test_connection` is an `async fn(Session) -> Result<(), Error>`
+//!    that makes one cheap authenticated identity call, never a constant
+//!    (`common::get_users_me` where the API has `users/me`). Add `.header(..)` for headers every
+//!    request needs (Notion-Version), `.form_bodies()` if the API takes form posts,
 //!    `.base_url_from("field")` if the host is a credential field.
 //! 2. Each operation is a params struct (`#[derive(Deserialize)] #[serde(deny_unknown_fields)]`)
 //!    implementing `Params` (`schema()` with `Field::...` declarations, defaults there; `check()`
@@ -23,24 +33,31 @@
 //!    `(Session, P, Option<Cursor>)` for lists). Register it with `.read(..)`, `.list(..)`,
 //!    `.write(..)` or `.download(..)`: `write` is what viewers may not run. Build URLs with
 //!    `session.url(&[segments])` (segments are percent-encoded), send with `session.json(..)`;
-//!    GraphQL goes through `graphql::query` with values only in `variables`. Return lists as
-//!    `Page::list(items, next)` with the provider's own cursor (`Cursor::Token`) or an offset
-//!    (`Cursor::Offset`) when it has none; the framework makes it an opaque page token.
-//! 3. Add `<platform>::platform()` to `Registry::new`, and its default base URL to
+//!    provider errors come from `transport` (`bad_answer`, `rejection`, `not_found` for a lookup
+//!    that answered nothing), a delete without a body answers `deleted(..)`. GraphQL goes
+//!    through `graphql::query` with values only in `variables`; a raw-query operation is
+//!    `.write("graphql_query", .., graphql::raw_query)`.
+//! 3. Lists read the page to fetch with `Cursor::token(page)?` (the provider's own cursor) or
+//!    `Cursor::offset(page)?` (when it has none), and answer `Page::list(items, next)` with
+//!    `Cursor::Token(..)` or `next_offset(..)`; the framework makes it an opaque page token, and
+//!    a token of the wrong kind is `paging::bad_token()`.
+//! 4. Add `<platform>::platform()` to `Registry::new`, and its default base URL to
 //!    `config::DEFAULT_BASE_URLS` (overridable as `FH_<PLATFORM>_BASE_URL`).
-//! 4. Tests: a fake in `tests/api/connectors/fakes/<platform>.rs` (an axum router that answers
+//! 5. Tests: a fake in `tests/api/connectors/fakes/<platform>.rs` (an axum router that answers
 //!    like the provider's docs: success shapes, error shapes, pagination), and
 //!    `tests/api/connectors/<platform>.rs` invoking every operation once against it over gRPC
 //!    (request shape, auth header, parsing), plus its paging and error cases. The generic tests
 //!    in `registry.rs` check every operation's schema against its params struct for free.
 
+mod common;
 pub mod config;
 pub mod graphql;
-pub mod http;
 pub mod paging;
+pub mod proxy;
 pub mod registry;
 pub mod schema;
 pub mod session;
+pub mod transport;
 
 mod discord;
 mod fireflies;
@@ -59,19 +76,20 @@ mod zoom;
 
 use std::future::Future;
 
-use ::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+pub use common::{deleted, items_of, next_offset};
 pub use config::{BaseUrls, ConnectorConfig, ConnectorSettings};
-pub use http::{Auth, HttpCore, HttpPolicy};
 pub use paging::Cursor;
 pub use registry::Registry;
 pub use schema::{Field, Schema};
-pub use session::Session;
+pub use session::{Renewal, Session};
+pub use transport::{Auth, HttpCore, HttpPolicy};
 
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -188,16 +206,56 @@ pub enum BodyEncoding {
     Form,
 }
 
+/// An operation's handler: an `async fn(Session, P) -> Result<T, Error>`.
+pub trait Handler<P, T>: Copy + Send + Sync + 'static {
+    fn call(self, session: Session, params: P) -> BoxFuture<'static, Result<T, Error>>;
+}
+
+impl<P, T, F, Fut> Handler<P, T> for F
+where
+    F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+{
+    fn call(self, session: Session, params: P) -> BoxFuture<'static, Result<T, Error>> {
+        Box::pin(self(session, params))
+    }
+}
+
+/// A list operation's handler: an `async fn(Session, P, Option<Cursor>) -> Result<Page, Error>`.
+pub trait ListHandler<P>: Copy + Send + Sync + 'static {
+    fn call(
+        self,
+        session: Session,
+        params: P,
+        page: Option<Cursor>,
+    ) -> BoxFuture<'static, Result<Page, Error>>;
+}
+
+impl<P, F, Fut> ListHandler<P> for F
+where
+    F: Fn(Session, P, Option<Cursor>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Page, Error>> + Send + 'static,
+{
+    fn call(
+        self,
+        session: Session,
+        params: P,
+        page: Option<Cursor>,
+    ) -> BoxFuture<'static, Result<Page, Error>> {
+        Box::pin(self(session, params, page))
+    }
+}
+
 /// A platform: how it authenticates, where it lives, its connection test and its operations.
 pub struct PlatformDef {
     pub platform: Platform,
-    pub(crate) auth: fn(&Credentials) -> Result<Auth, Error>,
+    auth: fn(&Credentials) -> Result<Auth, Error>,
     /// The credential field holding the base URL, for platforms whose host is per account.
-    pub base_url_field: Option<&'static str>,
-    pub(crate) headers: HeaderMap,
-    pub body_encoding: BodyEncoding,
+    base_url_field: Option<&'static str>,
+    headers: HeaderMap,
+    body_encoding: BodyEncoding,
     test: TestRun,
-    pub(crate) operations: Vec<Operation>,
+    operations: Vec<Operation>,
 }
 
 /// Types params that passed their schema.
@@ -280,97 +338,73 @@ impl PlatformDef {
         self
     }
 
-    fn single<P, F, Fut>(
+    /// Registers an operation whose checked params become a `P` that `wrap` binds to its
+    /// handler.
+    fn typed<P: Params>(
         self,
         name: &str,
         description: &'static str,
         writes: bool,
-        handler: F,
-    ) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
-    {
-        let schema = P::schema();
-        let prepare: Prepare = Box::new(move |params| {
-            let p: P = parse(params)?;
-            Ok(Prepared::Json(Box::new(move |s, _| {
-                Box::pin(handler(s, p))
-            })))
-        });
-        self.push(name, description, writes, Kind::Json, schema, prepare)
+        kind: Kind,
+        wrap: impl Fn(P) -> Prepared + Send + Sync + 'static,
+    ) -> Self {
+        let prepare: Prepare = Box::new(move |params| Ok(wrap(parse(params)?)));
+        self.push(name, description, writes, kind, P::schema(), prepare)
+    }
+
+    fn single<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        writes: bool,
+        handler: impl Handler<P, Page>,
+    ) -> Self {
+        self.typed(name, description, writes, Kind::Json, move |p: P| {
+            Prepared::Json(Box::new(move |s, _| handler.call(s, p)))
+        })
     }
 
     /// An operation that only reads.
-    pub fn read<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
-    {
+    pub fn read<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        handler: impl Handler<P, Page>,
+    ) -> Self {
         self.single(name, description, false, handler)
     }
 
     /// An operation that changes something at the provider.
-    pub fn write<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
-    {
+    pub fn write<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        handler: impl Handler<P, Page>,
+    ) -> Self {
         self.single(name, description, true, handler)
     }
 
     /// A paged read: the handler gets the cursor of the page to fetch.
-    pub fn list<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P, Option<Cursor>) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Page, Error>> + Send + 'static,
-    {
-        let schema = P::schema();
-        let prepare: Prepare = Box::new(move |params| {
-            let p: P = parse(params)?;
-            Ok(Prepared::Json(Box::new(move |s, c| {
-                Box::pin(handler(s, p, c))
-            })))
-        });
-        self.push(name, description, false, Kind::List, schema, prepare)
+    pub fn list<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        handler: impl ListHandler<P>,
+    ) -> Self {
+        self.typed(name, description, false, Kind::List, move |p: P| {
+            Prepared::Json(Box::new(move |s, c| handler.call(s, p, c)))
+        })
     }
 
     /// A streamed read, served by `Download`.
-    pub fn download<P, F, Fut>(self, name: &str, description: &'static str, handler: F) -> Self
-    where
-        P: Params,
-        F: Fn(Session, P) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<Download, Error>> + Send + 'static,
-    {
-        let schema = P::schema();
-        let prepare: Prepare = Box::new(move |params| {
-            let p: P = parse(params)?;
-            Ok(Prepared::Download(Box::new(move |s| {
-                Box::pin(handler(s, p))
-            })))
-        });
-        self.push(name, description, false, Kind::Download, schema, prepare)
+    pub fn download<P: Params>(
+        self,
+        name: &str,
+        description: &'static str,
+        handler: impl Handler<P, Download>,
+    ) -> Self {
+        self.typed(name, description, false, Kind::Download, move |p: P| {
+            Prepared::Download(Box::new(move |s| handler.call(s, p)))
+        })
     }
-}
-
-/// The list inside a provider answer: the answer itself when it is an array, else the array
-/// under the first of `keys` that holds one.
-pub fn items_of(answer: &mut Value, keys: &[&str]) -> Option<Vec<Value>> {
-    if let Value::Array(a) = answer {
-        return Some(std::mem::take(a));
-    }
-    keys.iter().find_map(|k| match answer.get_mut(*k) {
-        Some(Value::Array(a)) => Some(std::mem::take(a)),
-        _ => None,
-    })
-}
-
-/// The next offset when a page came back full; none after a short page.
-pub fn next_offset(offset: u64, asked: u64, got: usize) -> Option<Cursor> {
-    let got = u64::try_from(got).unwrap_or(u64::MAX);
-    (got >= asked && asked > 0).then(|| Cursor::Offset(offset.saturating_add(got)))
 }

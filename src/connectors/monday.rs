@@ -12,9 +12,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::graphql::{self, is_mutation};
-use super::http::{bad_answer, rejection};
+use super::graphql;
 use super::schema::Pattern;
+use super::transport::bad_answer;
+use super::transport::not_found;
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, next_offset};
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -73,7 +74,7 @@ pub fn platform() -> PlatformDef {
             "Run a raw GraphQL document with variables. Listed as a write because it may be a \
              mutation: viewers may not run it; a document without a mutation is retried like a \
              read, a mutation never.",
-            graphql_query,
+            graphql::raw_query,
         )
 }
 
@@ -132,38 +133,11 @@ static MONDAY_KEY: Pattern = Pattern {
     sample: "topics",
 };
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
-fn offset(page: Option<Cursor>) -> Result<u64, Error> {
-    match page {
-        None => Ok(0),
-        Some(Cursor::Offset(n)) => Ok(n),
-        Some(Cursor::Token(_)) => Err(bad_token()),
-    }
-}
-
 /// Monday pages boards and workspaces by 1-based page number; the token keeps the offset, and
 /// the limit is fixed for a token (it is bound to the params), so offset / limit is exact.
 fn page_number(offset: u64, limit: i64) -> u64 {
     let limit = u64::try_from(limit).unwrap_or(1).max(1);
     offset / limit + 1
-}
-
-/// A not-found error in the provider's words, for lookups that answer an empty list.
-fn not_found(s: &Session, what: &str) -> Error {
-    let body = json!({"error_code": "ResourceNotFoundException", "error_message": format!("no {what} with that id")});
-    rejection(
-        Platform::Monday,
-        ::http::StatusCode::NOT_FOUND,
-        &::http::HeaderMap::new(),
-        body.to_string().as_bytes(),
-        s.scrubber(),
-    )
 }
 
 #[derive(Deserialize)]
@@ -183,7 +157,7 @@ impl Params for ListBoards {
 }
 
 async fn list_boards(mut s: Session, p: ListBoards, page: Option<Cursor>) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let mut variables = Map::new();
     variables.insert("limit".into(), json!(p.limit));
     variables.insert("page".into(), json!(page_number(skip, p.limit)));
@@ -228,12 +202,21 @@ async fn get_board(mut s: Session, p: BoardRef) -> Result<Page, Error> {
                  board_kind workspace_id columns { id title type settings_str } \
                  groups { id title color } owners { id name } } }";
     let mut data = run(&mut s, query, json!({"ids": [p.board_id]}), true).await?;
-    let mut boards = super::items_of(&mut data, &["boards"])
+    Ok(Page::one(the_board(&mut data)?))
+}
+
+/// The one board a lookup by id answers; Monday answers an empty list for an unknown id.
+fn the_board(data: &mut Value) -> Result<Value, Error> {
+    let mut boards = super::items_of(data, &["boards"])
         .ok_or_else(|| bad_answer(Platform::Monday, "no boards"))?;
     if boards.is_empty() {
-        return Err(not_found(&s, "board"));
+        return Err(not_found(
+            Platform::Monday,
+            "ResourceNotFoundException",
+            "board",
+        ));
     }
-    Ok(Page::one(boards.swap_remove(0)))
+    Ok(boards.swap_remove(0))
 }
 
 const ITEM_FIELDS: &str = "id name state created_at updated_at group { id title } \
@@ -258,7 +241,7 @@ impl Params for ListItems {
 /// The first page comes from the board's `items_page`; later pages from `next_items_page` with
 /// Monday's cursor (valid for 60 minutes), which the page token carries.
 async fn list_items(mut s: Session, p: ListItems, page: Option<Cursor>) -> Result<Page, Error> {
-    let mut items_page = match page {
+    let mut items_page = match Cursor::token(page)? {
         None => {
             let query = format!(
                 "query Items($boardIds: [ID!], $limit: Int!) {{ boards(ids: $boardIds) \
@@ -266,14 +249,9 @@ async fn list_items(mut s: Session, p: ListItems, page: Option<Cursor>) -> Resul
             );
             let variables = json!({"boardIds": [p.board_id], "limit": p.limit});
             let mut data = run(&mut s, &query, variables, true).await?;
-            let mut boards = super::items_of(&mut data, &["boards"])
-                .ok_or_else(|| bad_answer(Platform::Monday, "no boards"))?;
-            if boards.is_empty() {
-                return Err(not_found(&s, "board"));
-            }
-            take(&mut boards.swap_remove(0), "items_page")
+            take(&mut the_board(&mut data)?, "items_page")
         }
-        Some(Cursor::Token(cursor)) => {
+        Some(cursor) => {
             let query = format!(
                 "query NextItems($cursor: String!, $limit: Int!) \
                  {{ next_items_page(cursor: $cursor, limit: $limit) \
@@ -283,7 +261,6 @@ async fn list_items(mut s: Session, p: ListItems, page: Option<Cursor>) -> Resul
             let mut data = run(&mut s, &query, variables, true).await?;
             take(&mut data, "next_items_page")
         }
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
     };
     let items = super::items_of(&mut items_page, &["items"])
         .ok_or_else(|| bad_answer(Platform::Monday, "no items page"))?;
@@ -495,7 +472,7 @@ async fn list_workspaces(
     p: ListWorkspaces,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     let query = "query Workspaces($limit: Int!, $page: Int!) \
                  { workspaces(limit: $limit, page: $page) { id name kind description } }";
     let variables = json!({"limit": p.limit, "page": page_number(skip, p.limit)});
@@ -504,35 +481,6 @@ async fn list_workspaces(
         .ok_or_else(|| bad_answer(Platform::Monday, "no workspaces"))?;
     let next = next_offset(skip, u64::try_from(p.limit).unwrap_or(0), workspaces.len());
     Ok(Page::list(workspaces, next))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GraphqlQuery {
-    query: String,
-    variables: Option<Map<String, Value>>,
-}
-
-impl Params for GraphqlQuery {
-    fn schema() -> Schema {
-        Schema::new(vec![
-            Field::text(
-                "query",
-                "The GraphQL document; pass values through variables, never inside it.",
-                100_000,
-            )
-            .required(),
-            Field::any_object("variables", "Values for the document's variables."),
-        ])
-    }
-}
-
-/// Raw GraphQL: a write for roles (it may mutate); retried only when it holds no mutation.
-async fn graphql_query(mut s: Session, p: GraphqlQuery) -> Result<Page, Error> {
-    let idempotent = !is_mutation(&p.query);
-    let variables = Value::Object(p.variables.unwrap_or_default());
-    let data = run(&mut s, &p.query, variables, idempotent).await?;
-    Ok(Page::one(data))
 }
 
 #[cfg(test)]

@@ -5,14 +5,14 @@
 //! are `{object: "error", status, code, message}`; rate limits are 429 `rate_limited` with
 //! `Retry-After` (the core waits).
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
+use super::common::bearer_access_token;
 use super::schema::{Pattern, Ty};
-use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
-use crate::domain::Credentials;
+use super::transport::{ProviderRequest, bad_answer};
+use super::{Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::Error;
 
@@ -26,7 +26,7 @@ const MAX_PAGE: i64 = 100;
 const MAX_CHILDREN: usize = 100;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Notion, auth, test_connection)
+    PlatformDef::new(Platform::Notion, bearer_access_token, test_connection)
         .header("notion-version", NOTION_VERSION)
         .list(
             "search",
@@ -76,10 +76,6 @@ pub fn platform() -> PlatformDef {
         )
 }
 
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
-}
-
 async fn test_connection(mut s: Session) -> Result<(), Error> {
     let url = s.url(&["users", "me"]);
     let me = s.json(ProviderRequest::get(url)).await?;
@@ -111,22 +107,6 @@ static NOTION_ID: Pattern = Pattern {
 
 fn page_size_field() -> Field {
     Field::integer("page_size", "Items per page.", 1, MAX_PAGE).default(json!(25))
-}
-
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
-/// Notion's cursor of the page to fetch, if any.
-fn start_cursor(page: Option<Cursor>) -> Result<Option<String>, Error> {
-    match page {
-        None => Ok(None),
-        Some(Cursor::Token(c)) => Ok(Some(c)),
-        Some(Cursor::Offset(_)) => Err(bad_token()),
-    }
 }
 
 /// A Notion list: `results`, and `next_cursor` when `has_more`.
@@ -201,7 +181,7 @@ async fn search(s: Session, p: Search, page: Option<Cursor>) -> Result<Page, Err
             json!({"direction": direction, "timestamp": "last_edited_time"}),
         );
     }
-    if let Some(c) = start_cursor(page)? {
+    if let Some(c) = Cursor::token(page)? {
         body.insert("start_cursor".into(), json!(c));
     }
     let url = s.url(&["search"]);
@@ -417,7 +397,7 @@ async fn query_database(s: Session, p: QueryDatabase, page: Option<Cursor>) -> R
     if let Some(sorts) = p.sorts.filter(|s| !s.is_empty()) {
         body.insert("sorts".into(), Value::Array(sorts));
     }
-    if let Some(c) = start_cursor(page)? {
+    if let Some(c) = Cursor::token(page)? {
         body.insert("start_cursor".into(), json!(c));
     }
     let url = s.url(&["databases", &p.database_id, "query"]);
@@ -448,7 +428,7 @@ impl Params for BlockChildren {
 /// GET query of a list: `page_size`, then `start_cursor` when continuing.
 fn list_query(page_size: i64, page: Option<Cursor>) -> Result<Vec<(&'static str, String)>, Error> {
     let mut query = vec![("page_size", page_size.to_string())];
-    query.extend(start_cursor(page)?.map(|c| ("start_cursor", c)));
+    query.extend(Cursor::token(page)?.map(|c| ("start_cursor", c)));
     Ok(query)
 }
 

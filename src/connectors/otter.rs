@@ -3,11 +3,15 @@
 //! every path and shape here is unverified, and the base URL is configurable
 //! (`FH_OTTER_BASE_URL`) for when Otter publishes one.
 
-use ::http::Method;
+use http::Method;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-use super::http::{ProviderRequest, bad_answer};
+use super::common::{
+    check_title_or_description, patch_title_and_description, title_and_description_fields,
+};
+use super::deleted;
+use super::transport::{ProviderRequest, bad_answer};
 use super::{
     Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
 };
@@ -64,17 +68,6 @@ async fn test_connection(mut s: Session) -> Result<(), Error> {
     Ok(())
 }
 
-fn offset(page: Option<Cursor>) -> Result<u64, Error> {
-    match page {
-        None => Ok(0),
-        Some(Cursor::Offset(n)) => Ok(n),
-        Some(Cursor::Token(_)) => Err(Error::invalid_field(
-            "page_token",
-            "is not a page token issued for this operation and params",
-        )),
-    }
-}
-
 fn page_size() -> Field {
     Field::integer("page_size", "Speeches per page.", 1, 100).default(json!(20))
 }
@@ -86,7 +79,7 @@ async fn speeches_page(
     page_size: i64,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let skip = offset(page)?;
+    let skip = Cursor::offset(page)?;
     query.push(("page_size", page_size.to_string()));
     query.push(("offset", skip.to_string()));
     let url = s.url(segments);
@@ -187,43 +180,26 @@ struct UpdateSpeech {
 
 impl Params for UpdateSpeech {
     fn schema() -> Schema {
-        Schema::new(vec![
-            Field::id("id", "The speech id.").required(),
-            Field::text("title", "New title.", 500),
-            Field::text("description", "New description.", 5000),
-        ])
+        Schema::new(
+            vec![Field::id("id", "The speech id.").required()]
+                .into_iter()
+                .chain(title_and_description_fields())
+                .collect(),
+        )
     }
 
     fn check(&self) -> Result<(), Error> {
-        if self.title.is_none() && self.description.is_none() {
-            return Err(Error::invalid_field(
-                "params.title",
-                "or params.description must be set: nothing to update",
-            ));
-        }
-        Ok(())
+        check_title_or_description(&self.title, &self.description)
     }
 }
 
 async fn update_speech(mut s: Session, p: UpdateSpeech) -> Result<Page, Error> {
-    let mut body = Map::new();
-    if let Some(t) = p.title {
-        body.insert("title".into(), Value::String(t));
-    }
-    if let Some(d) = p.description {
-        body.insert("description".into(), Value::String(d));
-    }
     let url = s.url(&["speeches", &p.id]);
-    let req = ProviderRequest::json(Method::PATCH, url, &Value::Object(body));
-    Ok(Page::one(s.json(req).await?))
+    patch_title_and_description(&mut s, url, p.title, p.description).await
 }
 
 async fn delete_speech(mut s: Session, p: SpeechRef) -> Result<Page, Error> {
     let url = s.url(&["speeches", &p.id]);
     let answer = s.json(ProviderRequest::new(Method::DELETE, url)).await?;
-    Ok(Page::one(if answer.is_null() {
-        json!({"deleted": true, "id": p.id})
-    } else {
-        answer
-    }))
+    Ok(deleted(answer, "id", p.id))
 }

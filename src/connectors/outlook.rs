@@ -5,26 +5,26 @@
 //! comes back, so a forged token cannot send the user's token anywhere else. Errors are
 //! Graph's `{error: {code, message}}`; throttling is 429 with `Retry-After` (the core waits).
 
-use ::http::Method;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use http::Method;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
-use super::mail::EMAIL;
-use super::schema::{Format, Pattern, Ty};
-use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
-use crate::domain::Credentials;
+use super::common::bearer_access_token;
+use super::mail::recipients_field;
+use super::paging::bad_token;
+use super::schema::Pattern;
+use super::transport::{ProviderRequest, bad_answer};
+use super::{Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::Error;
 
 /// Graph's maximum `$top` for messages and events.
 const MAX_TOP: i64 = 1000;
-const MAX_RECIPIENTS: usize = 100;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Outlook, auth, test_connection)
+    PlatformDef::new(Platform::Outlook, bearer_access_token, test_connection)
         .list(
             "list_messages",
             "List the messages of a mail folder (inbox by default), newest first, optionally \
@@ -54,10 +54,6 @@ pub fn platform() -> PlatformDef {
             "Search messages across folders (Graph $search over subject, body, people).",
             search_messages,
         )
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
 }
 
 async fn test_connection(mut s: Session) -> Result<(), Error> {
@@ -119,13 +115,6 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// The next page link, accepted only on the Graph origin we are configured for and under its
 /// API path (e.g. `/v1.0/`), without credentials or fragments. Graph rewrites the path of the
 /// first request (`mailFolders('inbox')`), so the path itself is not compared.
@@ -150,12 +139,9 @@ async fn graph_page(
     first: ProviderRequest,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    let req = match page {
+    let req = match Cursor::token(page)? {
         None => first,
-        Some(Cursor::Token(link)) => {
-            ProviderRequest::get(on_graph(s.base(), &link).ok_or_else(bad_token)?)
-        }
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
+        Some(link) => ProviderRequest::get(on_graph(s.base(), &link).ok_or_else(bad_token)?),
     };
     let mut answer = s.json(req).await?;
     let items = items_of(&mut answer, &["value"])
@@ -241,20 +227,6 @@ impl Params for MessageRef {
 async fn get_message(mut s: Session, p: MessageRef) -> Result<Page, Error> {
     let url = s.url(&["me", "messages", &p.id]);
     Ok(Page::one(s.json(ProviderRequest::get(url)).await?))
-}
-
-fn recipients_field(name: &'static str, description: &'static str, min: usize) -> Field {
-    Field::array(
-        name,
-        description,
-        Ty::String {
-            min: 3,
-            max: 254,
-            format: Format::Pattern(&EMAIL),
-        },
-        min,
-        MAX_RECIPIENTS,
-    )
 }
 
 fn recipients(addresses: &[String]) -> Value {

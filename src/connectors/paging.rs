@@ -26,6 +26,40 @@ pub enum Cursor {
     Token(String),
 }
 
+impl Cursor {
+    /// The offset of the page to fetch: 0 for the first page. For lists that page by offset,
+    /// so a provider cursor in the token was not issued for this operation.
+    pub fn offset(page: Option<Cursor>) -> Result<u64, Error> {
+        match page {
+            None => Ok(0),
+            Some(Cursor::Offset(n)) => Ok(n),
+            Some(Cursor::Token(_)) => Err(bad_token()),
+        }
+    }
+
+    /// The provider's cursor of the page to fetch; none for the first page. For lists that page
+    /// by the provider's cursor, so an offset in the token was not issued for this operation.
+    pub fn token(page: Option<Cursor>) -> Result<Option<String>, Error> {
+        match page {
+            None => Ok(None),
+            Some(Cursor::Token(t)) => Ok(Some(t)),
+            Some(Cursor::Offset(_)) => Err(bad_token()),
+        }
+    }
+}
+
+/// The answer to a page token that does not fit the operation it came with.
+pub fn bad_token() -> Error {
+    not_issued("page_token")
+}
+
+fn not_issued(field: &str) -> Error {
+    Error::invalid_field(
+        field,
+        "is not a page token issued for this operation and params",
+    )
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     /// Operation name.
@@ -60,12 +94,7 @@ pub fn decode(
     if token.is_empty() {
         return Ok(None);
     }
-    let invalid = || {
-        Error::invalid_field(
-            field,
-            "is not a page token issued for this operation and params",
-        )
-    };
+    let invalid = || not_issued(field);
     if token.len() > MAX_TOKEN_LEN {
         return Err(invalid());
     }

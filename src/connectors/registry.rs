@@ -3,13 +3,17 @@
 //! is OPERATION_NOT_FOUND.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use reqwest::Url;
+use tokio::time::Instant;
 
 use super::config::{BaseUrls, parse_base};
+use super::session::SessionParts;
+use super::transport::SendOptions;
 use super::{
-    Operation, PlatformDef, discord, fireflies, gmail, granola, loom, monday, notion, otter,
-    outlook, slack, zerodb, zerovoice, zoom,
+    HttpCore, Operation, PlatformDef, Renewal, Session, discord, fireflies, gmail, granola, loom,
+    monday, notion, otter, outlook, slack, zerodb, zerovoice, zoom,
 };
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -95,9 +99,35 @@ impl Registry {
             .ok_or_else(|| Error::unimplemented(&format!("the {platform} connector")))
     }
 
+    /// A session for one call against the integration `creds` opens: its platform's auth,
+    /// headers, body encoding and base URL. Fails before any request when the platform has no
+    /// connector, no usable base URL, or the credentials lack what its auth needs.
+    pub fn session(
+        &self,
+        core: Arc<HttpCore>,
+        creds: Credentials,
+        renewal: Arc<dyn Renewal>,
+        deadline: Instant,
+        opts: SendOptions,
+    ) -> Result<Session, Error> {
+        let def = self.platform(creds.integration.platform)?;
+        let base = self.base_url(def, &creds)?;
+        Session::new(SessionParts {
+            core,
+            renewal,
+            creds,
+            auth_of: def.auth,
+            headers: def.headers.clone(),
+            base,
+            body_encoding: def.body_encoding,
+            deadline,
+            opts,
+        })
+    }
+
     /// Where this integration's requests go: the credential's base URL for platforms that keep
     /// it there, else the configured one.
-    pub fn base_url(&self, def: &PlatformDef, creds: &Credentials) -> Result<Url, Error> {
+    fn base_url(&self, def: &PlatformDef, creds: &Credentials) -> Result<Url, Error> {
         if let Some(field) = def.base_url_field
             && let Some(raw) = creds.get(field)
         {

@@ -1,42 +1,50 @@
 //! One call against one integration: its credentials, base URL and deadline. Every provider
 //! request of an operation goes through here, and so through the HTTP core.
 //!
-//! The 401 policy: the first 401 (or GraphQL authentication error) of a session calls
-//! `CredentialAccess::after_rejection` once. When that fails (API keys and pasted tokens cannot
+//! The 401 policy: the first 401 (or GraphQL authentication error) of a session asks its
+//! `Renewal` once. When that fails (API keys and pasted tokens cannot
 //! be renewed here) its NEEDS_REAUTH error is the answer and the provider saw exactly one
 //! request; when it yields new credentials the request is sent once more, and a second 401 is
 //! NEEDS_REAUTH.
 
 use std::sync::Arc;
 
-use ::http::{HeaderMap, StatusCode, header};
 use futures::StreamExt;
+use futures::future::BoxFuture;
+use http::{HeaderMap, StatusCode, header};
 use reqwest::Url;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::Download;
-use super::http::{
+use super::transport::{
     Auth, HttpCore, ProviderRequest, Reply, Scrubber, SendOptions, bad_answer, needs_reauth,
     provider_timeout, provider_unavailable, rejection,
 };
+use super::{BodyEncoding, Download};
 use crate::domain::Credentials;
 use crate::domain::Secret;
 use crate::domain::{Platform, credential_spec};
 use crate::error::Error;
-use crate::service::credentials::CredentialAccess;
 
 /// Error bodies of downloads are read only this far.
 const DOWNLOAD_ERROR_BODY_LIMIT: usize = 64 * 1024;
 
+/// Renews credentials a provider rejected: an OAuth refresh, or NEEDS_REAUTH for credentials
+/// only a person can replace. The service implements it; connectors only call it, so they never
+/// depend on the layer above.
+pub trait Renewal: Send + Sync {
+    fn renew<'a>(&'a self, stale: &'a Credentials) -> BoxFuture<'a, Result<Credentials, Error>>;
+}
+
 pub struct Session {
     core: Arc<HttpCore>,
-    access: CredentialAccess,
+    renewal: Arc<dyn Renewal>,
     creds: Credentials,
     auth_of: fn(&Credentials) -> Result<Auth, Error>,
     auth: Auth,
     headers: HeaderMap,
     base: Url,
+    body_encoding: BodyEncoding,
     deadline: Instant,
     opts: SendOptions,
     rejected: bool,
@@ -60,30 +68,32 @@ fn scrubber(creds: &Credentials) -> Scrubber {
     )
 }
 
-/// What a session is built from.
-pub struct SessionParts {
+/// What a session is built from; the registry fills it from the platform's definition.
+pub(super) struct SessionParts {
     pub core: Arc<HttpCore>,
-    pub access: CredentialAccess,
+    pub renewal: Arc<dyn Renewal>,
     pub creds: Credentials,
     pub auth_of: fn(&Credentials) -> Result<Auth, Error>,
     pub headers: HeaderMap,
     pub base: Url,
+    pub body_encoding: BodyEncoding,
     pub deadline: Instant,
     pub opts: SendOptions,
 }
 
 impl Session {
-    pub fn new(parts: SessionParts) -> Result<Self, Error> {
+    pub(super) fn new(parts: SessionParts) -> Result<Self, Error> {
         let auth = (parts.auth_of)(&parts.creds)?;
         let scrub = scrubber(&parts.creds);
         Ok(Self {
             core: parts.core,
-            access: parts.access,
+            renewal: parts.renewal,
             creds: parts.creds,
             auth_of: parts.auth_of,
             auth,
             headers: parts.headers,
             base: parts.base,
+            body_encoding: parts.body_encoding,
             deadline: parts.deadline,
             opts: parts.opts,
             rejected: false,
@@ -97,6 +107,11 @@ impl Session {
 
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// How the platform takes a JSON object body (the proxy's bodies).
+    pub fn body_encoding(&self) -> BodyEncoding {
+        self.body_encoding
     }
 
     /// When the call must be answered; reads a handler does itself (a streamed body it
@@ -172,7 +187,7 @@ impl Session {
             integration_id = %self.creds.integration.id,
             "provider rejected the credentials"
         );
-        let fresh = self.access.after_rejection(&self.creds).await?;
+        let fresh = self.renewal.renew(&self.creds).await?;
         self.auth = (self.auth_of)(&fresh)?;
         self.scrub = scrubber(&fresh);
         self.creds = fresh;

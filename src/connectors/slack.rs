@@ -13,14 +13,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use ::http::{Method, StatusCode};
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{
+use super::common::bearer_access_token;
+use super::schema::{Format, Pattern, Ty};
+use super::transport::{
     ProviderRequest, bad_answer, provider_unavailable, rate_limited, rejection, sanitize, wait_hint,
 };
-use super::schema::{Format, Pattern, Ty};
 use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -30,7 +31,7 @@ use crate::error::{Error, ErrorKind, Reason};
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Slack, auth, test_connection)
+    PlatformDef::new(Platform::Slack, bearer_access_token, test_connection)
         .list(
             "list_channels",
             "List the conversations the token can see (public and private channels by default).",
@@ -58,10 +59,6 @@ pub fn platform() -> PlatformDef {
         )
         .list("list_users", "List the workspace's members.", list_users)
         .read("get_user", "Get one member's profile.", get_user)
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
 }
 
 fn is_user_token(token: &str) -> bool {
@@ -195,13 +192,6 @@ async fn call(s: &mut Session, req: ProviderRequest) -> Result<Value, Error> {
     }
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// One page of a cursor-paged method: `query` plus the page's `cursor`, items under `key`.
 async fn cursor_page(
     mut s: Session,
@@ -210,11 +200,7 @@ async fn cursor_page(
     key: &str,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    match page {
-        None => {}
-        Some(Cursor::Token(c)) => query.push(("cursor", c)),
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
-    }
+    query.extend(Cursor::token(page)?.map(|c| ("cursor", c)));
     let url = s.url(&[method]);
     let mut answer = call(&mut s, ProviderRequest::get(url).query(query)).await?;
     let items = items_of(&mut answer, &[key])
@@ -494,11 +480,7 @@ async fn search_messages(
     // Before anything is sent: without a user token Slack can only refuse.
     s.use_auth(user_auth)?;
     let count = u64::try_from(p.count).unwrap_or(1).max(1);
-    let skip = match page {
-        None => 0,
-        Some(Cursor::Offset(n)) => n,
-        Some(Cursor::Token(_)) => return Err(bad_token()),
-    };
+    let skip = Cursor::offset(page)?;
     let number = skip / count + 1;
     let query = vec![
         ("query", p.query),

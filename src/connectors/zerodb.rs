@@ -5,13 +5,14 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
+use super::deleted;
 use super::schema::Ty;
+use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
-use ::http::Method;
+use http::Method;
 
 /// Largest vector accepted (OpenAI's largest embedding is 3072).
 const MAX_DIMENSION: usize = 8192;
@@ -215,12 +216,7 @@ async fn delete_embedding(mut s: Session, p: EmbeddingRef) -> Result<Page, Error
     let url = s.url(&["embeddings", &p.id]);
     let req = ProviderRequest::new(Method::DELETE, url).query([("collection", p.collection)]);
     let answer = s.json(req).await?;
-    // A 204 has no body: say what happened.
-    Ok(Page::one(if answer.is_null() {
-        json!({"deleted": true, "id": p.id})
-    } else {
-        answer
-    }))
+    Ok(deleted(answer, "id", p.id))
 }
 
 async fn list_collections(mut s: Session, _: NoParams) -> Result<Page, Error> {

@@ -3,13 +3,14 @@
 //! and lists paged by `next_page_uri`, which becomes the page token (checked to stay on the
 //! same host, API version and account before it is followed).
 
-use ::http::Method;
+use http::Method;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer};
+use super::paging::bad_token;
 use super::schema::Pattern;
+use super::transport::{ProviderRequest, bad_answer};
 use super::{Auth, Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -240,14 +241,13 @@ async fn twilio_page(
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
     let first = account_url(&s, list)?;
-    let url = match page {
+    let url = match Cursor::token(page)? {
         None => {
             let mut u = first;
             u.query_pairs_mut().extend_pairs(query);
             u
         }
-        Some(Cursor::Token(next)) => follow(&first, &next)?,
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
+        Some(next) => follow(&first, &next)?,
     };
     let mut answer = s.json(ProviderRequest::get(url)).await?;
     let items = items_of(&mut answer, &[key])
@@ -258,13 +258,6 @@ async fn twilio_page(
         .filter(|u| !u.is_empty())
         .map(|u| Cursor::Token(u.to_owned()));
     Ok(Page::list(items, next))
-}
-
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
 }
 
 /// `next_page_uri` is a path on Twilio's host; it must be the first page's path (same version,

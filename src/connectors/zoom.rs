@@ -15,10 +15,10 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{ProviderRequest, bad_answer, provider_timeout, too_large};
+use super::common::{bearer_access_token, get_users_me};
 use super::schema::Pattern;
-use super::{Auth, Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
-use crate::domain::Credentials;
+use super::transport::{ProviderRequest, bad_answer, provider_timeout, too_large};
+use super::{Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::{Error, ErrorKind, Reason};
 
@@ -32,7 +32,7 @@ const DEFAULT_RECORDING_DAYS: i64 = 30;
 const MAX_TRANSCRIPT_BYTES: usize = 8 * 1024 * 1024;
 
 pub fn platform() -> PlatformDef {
-    PlatformDef::new(Platform::Zoom, auth, test_connection)
+    PlatformDef::new(Platform::Zoom, bearer_access_token, get_users_me)
         .list(
             "list_meetings",
             "List a user's meetings (scheduled, live, upcoming or previous).",
@@ -65,17 +65,6 @@ pub fn platform() -> PlatformDef {
             "Get the transcript (WebVTT text) of a meeting's cloud recording.",
             get_transcript,
         )
-}
-
-fn auth(creds: &Credentials) -> Result<Auth, Error> {
-    Auth::bearer(creds.require("access_token")?)
-}
-
-/// The token's own user: the cheapest authenticated call.
-async fn test_connection(mut s: Session) -> Result<(), Error> {
-    let url = s.url(&["users", "me"]);
-    s.json(ProviderRequest::get(url)).await?;
-    Ok(())
 }
 
 fn digits(v: &str, max: usize) -> bool {
@@ -126,13 +115,6 @@ fn user_id() -> Field {
     .default(json!("me"))
 }
 
-fn bad_token() -> Error {
-    Error::invalid_field(
-        "page_token",
-        "is not a page token issued for this operation and params",
-    )
-}
-
 /// A meeting id or UUID as one path segment. `Session::url` percent-encodes each segment once;
 /// Zoom wants a UUID that starts with `/` or contains `//` encoded twice, so such a UUID is
 /// encoded once here as well.
@@ -159,11 +141,7 @@ async fn zoom_page(
     key: &str,
     page: Option<Cursor>,
 ) -> Result<Page, Error> {
-    match page {
-        None => {}
-        Some(Cursor::Token(t)) => query.push(("next_page_token", t)),
-        Some(Cursor::Offset(_)) => return Err(bad_token()),
-    }
+    query.extend(Cursor::token(page)?.map(|t| ("next_page_token", t)));
     let mut answer = s.json(ProviderRequest::get(url).query(query)).await?;
     let items = match items_of(&mut answer, &[key]) {
         Some(items) => items,

@@ -1,12 +1,14 @@
-//! The one way to get usable credentials for acting on a platform: connectors call `fresh`
-//! before a request and `after_rejection` when the provider answered 401.
+//! The one way to get usable credentials for acting on a platform: `fresh` before a call, and
+//! (as the connectors' `Renewal`) `after_rejection` when the provider answered 401.
 
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use sqlx::PgPool;
 
 use super::oauth::OAuth;
+use crate::connectors::Renewal;
 use crate::domain::{
     Caller, ConnectionType, Credentials, Integration, IntegrationId, IntegrationStatus, WorkspaceId,
 };
@@ -96,5 +98,11 @@ impl CredentialAccess {
             ));
         }
         Ok(Credentials::new(integration, fields))
+    }
+}
+
+impl Renewal for CredentialAccess {
+    fn renew<'a>(&'a self, stale: &'a Credentials) -> BoxFuture<'a, Result<Credentials, Error>> {
+        Box::pin(self.after_rejection(stale))
     }
 }

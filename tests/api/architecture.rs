@@ -61,7 +61,6 @@ fn under(rel: &str, dirs: &[&str]) -> bool {
 }
 
 #[test]
-#[ignore = "connectors/session.rs still holds CredentialAccess; removed in this change set"]
 fn the_lower_layers_never_reach_up_into_service_or_api() {
     let found = offenders(
         |rel| {
