@@ -56,8 +56,7 @@ impl IntegrationService for IntegrationsGrpc {
         req: Request<proto::GetIntegrationRequest>,
     ) -> Result<Response<proto::GetIntegrationResponse>, Status> {
         let ctx = Ctx::of(&req)?;
-        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
-            .map_err(|e| ctx.status(e))?;
+        let id = ctx.integration(&req.get_ref().name)?;
         let i = self
             .integrations
             .get(&ctx.caller, id)
@@ -90,8 +89,7 @@ impl IntegrationService for IntegrationsGrpc {
         req: Request<proto::DisconnectIntegrationRequest>,
     ) -> Result<Response<proto::DisconnectIntegrationResponse>, Status> {
         let ctx = Ctx::of(&req)?;
-        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
-            .map_err(|e| ctx.status(e))?;
+        let id = ctx.integration(&req.get_ref().name)?;
         let (i, revocations) = self
             .integrations
             .disconnect(&ctx.caller, &ctx.rid, id)
@@ -109,8 +107,7 @@ impl IntegrationService for IntegrationsGrpc {
     ) -> Result<Response<proto::TestIntegrationResponse>, Status> {
         let ctx = Ctx::of(&req)?;
         let deadline = self.operations.deadline(requested_timeout(&req));
-        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
-            .map_err(|e| ctx.status(e))?;
+        let id = ctx.integration(&req.get_ref().name)?;
         let t = self
             .operations
             .test(&ctx.caller, id, deadline)

@@ -8,7 +8,7 @@ pub mod oauth;
 
 use tonic::{Request, Status};
 
-use crate::domain::{Caller, RequestId};
+use crate::domain::{Caller, IntegrationId, RequestId, parse_integration_name};
 use crate::error::Error;
 
 /// Who is calling and the request id, as the layers left them in the request's extensions.
@@ -34,6 +34,11 @@ impl Ctx {
 
     pub fn status(&self, err: Error) -> Status {
         super::error::to_status(&err, &self.rid)
+    }
+
+    /// The integration a request's `name` field names, in the caller's workspace.
+    pub fn integration(&self, name: &str) -> Result<IntegrationId, Status> {
+        parse_integration_name("name", name, self.caller.workspace_id).map_err(|e| self.status(e))
     }
 }
 
@@ -83,7 +88,7 @@ pub async fn not_yet_for(
         Err(status) => return status,
     };
     let found = async {
-        let id = crate::domain::parse_integration_name(field, name, ctx.caller.workspace_id)?;
+        let id = parse_integration_name(field, name, ctx.caller.workspace_id)?;
         integrations.get(&ctx.caller, id).await
     }
     .await;

@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 
 use super::{Ctx, convert};
 use crate::domain::ProviderId;
-use crate::domain::parse_integration_name;
 use crate::proto::{self, o_auth_service_server::OAuthService};
 use crate::service::Integrations;
 use crate::service::oauth::OAuth;
@@ -42,8 +41,7 @@ impl OAuthService for OAuthGrpc {
         req: Request<proto::RefreshIntegrationRequest>,
     ) -> Result<Response<proto::RefreshIntegrationResponse>, Status> {
         let ctx = Ctx::of(&req)?;
-        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
-            .map_err(|e| ctx.status(e))?;
+        let id = ctx.integration(&req.get_ref().name)?;
         let i = self
             .oauth
             .refresh_now(&ctx.caller, id)
@@ -59,8 +57,7 @@ impl OAuthService for OAuthGrpc {
         req: Request<proto::RevokeIntegrationRequest>,
     ) -> Result<Response<proto::RevokeIntegrationResponse>, Status> {
         let ctx = Ctx::of(&req)?;
-        let id = parse_integration_name("name", &req.get_ref().name, ctx.caller.workspace_id)
-            .map_err(|e| ctx.status(e))?;
+        let id = ctx.integration(&req.get_ref().name)?;
         let (i, revocations) = self
             .integrations
             .disconnect(&ctx.caller, &ctx.rid, id)

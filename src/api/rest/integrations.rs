@@ -48,6 +48,14 @@ pub fn integration_json(i: &Integration) -> Value {
     })
 }
 
+/// A disconnected or revoked integration and what happened to each token upstream.
+pub fn disconnected_json(i: &Integration, revocations: &[TokenRevocation]) -> Value {
+    json!({
+        "integration": integration_json(i),
+        "revocations": revocations.iter().map(revocation_json).collect::<Vec<_>>(),
+    })
+}
+
 pub fn revocation_json(r: &TokenRevocation) -> Value {
     json!({
         "token_type": r.token_type,
@@ -134,10 +142,7 @@ async fn list(
 
 async fn get_one(ctx: Ctx, State(s): State<RestState>, Path(id): Path<String>) -> Response {
     let result = async { s.integrations.get(&ctx.caller, parse_id(&id)?).await }.await;
-    match result {
-        Ok(i) => Json(integration_json(&i)).into_response(),
-        Err(e) => ctx.error(e),
-    }
+    ctx.answer(result.map(|i| integration_json(&i)))
 }
 
 async fn update(
@@ -177,10 +182,7 @@ async fn update(
             .await
     }
     .await;
-    match result {
-        Ok(i) => Json(integration_json(&i)).into_response(),
-        Err(e) => ctx.error(e),
-    }
+    ctx.answer(result.map(|i| integration_json(&i)))
 }
 
 async fn disconnect(ctx: Ctx, State(s): State<RestState>, Path(id): Path<String>) -> Response {
@@ -190,14 +192,7 @@ async fn disconnect(ctx: Ctx, State(s): State<RestState>, Path(id): Path<String>
             .await
     }
     .await;
-    match result {
-        Ok((i, revocations)) => Json(json!({
-            "integration": integration_json(&i),
-            "revocations": revocations.iter().map(revocation_json).collect::<Vec<_>>(),
-        }))
-        .into_response(),
-        Err(e) => ctx.error(e),
-    }
+    ctx.answer(result.map(|(i, revocations)| disconnected_json(&i, &revocations)))
 }
 
 /// How the update's fields are named in a REST body.

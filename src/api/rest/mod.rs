@@ -93,6 +93,14 @@ impl Ctx {
     pub fn error(&self, err: Error) -> Response {
         super::error::to_response(&err, &self.rid)
     }
+
+    /// 200 with the JSON body, or the error in the REST form.
+    pub fn answer(&self, result: Result<Value, Error>) -> Response {
+        match result {
+            Ok(body) => Json(body).into_response(),
+            Err(e) => self.error(e),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {

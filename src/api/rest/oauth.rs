@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::integrations::{integration_json, revocation_json};
+use super::integrations::{disconnected_json, integration_json};
 use super::{Ctx, RestState, RidOnly, json_object};
 use crate::domain::Secret;
 use crate::domain::{IntegrationId, Platform};
@@ -143,10 +143,7 @@ async fn refresh(
         s.oauth.refresh_now(&ctx.caller, id).await
     }
     .await;
-    match result {
-        Ok(i) => Json(integration_json(&i)).into_response(),
-        Err(e) => ctx.error(e),
-    }
+    ctx.answer(result.map(|i| integration_json(&i)))
 }
 
 async fn revoke(
@@ -160,12 +157,5 @@ async fn revoke(
         s.integrations.disconnect(&ctx.caller, &ctx.rid, id).await
     }
     .await;
-    match result {
-        Ok((i, revocations)) => Json(json!({
-            "integration": integration_json(&i),
-            "revocations": revocations.iter().map(revocation_json).collect::<Vec<_>>(),
-        }))
-        .into_response(),
-        Err(e) => ctx.error(e),
-    }
+    ctx.answer(result.map(|(i, revocations)| disconnected_json(&i, &revocations)))
 }
