@@ -40,33 +40,44 @@ fn default_of(p: Platform) -> &'static str {
 /// Connector flags and `FH_*` variables.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectorSettings {
+    /// Base URL of the Zoom API; point it at a proxy or a test server.
     #[arg(long, env = "FH_ZOOM_BASE_URL", default_value = default_of(Platform::Zoom), global = true)]
     pub zoom_base_url: String,
+    /// Base URL of the Slack Web API; point it at a proxy or a test server.
     #[arg(long, env = "FH_SLACK_BASE_URL", default_value = default_of(Platform::Slack), global = true)]
     pub slack_base_url: String,
+    /// Base URL of the Discord API; point it at a proxy or a test server.
     #[arg(long, env = "FH_DISCORD_BASE_URL", default_value = default_of(Platform::Discord), global = true)]
     pub discord_base_url: String,
+    /// Base URL of the Microsoft Graph (Outlook); point it at a proxy or a test server.
     #[arg(long, env = "FH_OUTLOOK_BASE_URL", default_value = default_of(Platform::Outlook), global = true)]
     pub outlook_base_url: String,
+    /// Base URL of the monday.com GraphQL API; point it at a proxy or a test server.
     #[arg(long, env = "FH_MONDAY_BASE_URL", default_value = default_of(Platform::Monday), global = true)]
     pub monday_base_url: String,
+    /// Base URL of the Gmail API; point it at a proxy or a test server.
     #[arg(long, env = "FH_GMAIL_BASE_URL", default_value = default_of(Platform::Gmail), global = true)]
     pub gmail_base_url: String,
+    /// Base URL of the Notion API; point it at a proxy or a test server.
     #[arg(long, env = "FH_NOTION_BASE_URL", default_value = default_of(Platform::Notion), global = true)]
     pub notion_base_url: String,
+    /// Base URL of the Loom API (unverified: no public API documented); point it at a proxy or a test server.
     #[arg(long, env = "FH_LOOM_BASE_URL", default_value = default_of(Platform::Loom), global = true)]
     pub loom_base_url: String,
+    /// Base URL of the Fireflies GraphQL API; point it at a proxy or a test server.
     #[arg(long, env = "FH_FIREFLIES_BASE_URL", default_value = default_of(Platform::Fireflies), global = true)]
     pub fireflies_base_url: String,
+    /// Base URL of the Otter API (unverified: no public API documented); point it at a proxy or a test server.
     #[arg(long, env = "FH_OTTER_BASE_URL", default_value = default_of(Platform::Otter), global = true)]
     pub otter_base_url: String,
+    /// Base URL of the Granola API (unverified surface); point it at a proxy or a test server.
     #[arg(long, env = "FH_GRANOLA_BASE_URL", default_value = default_of(Platform::Granola), global = true)]
     pub granola_base_url: String,
     /// ZeroDB's host comes from each integration's `base_url` credential; this is the fallback
     /// for a credential without one.
     #[arg(long, env = "FH_ZERODB_BASE_URL", global = true)]
     pub zerodb_base_url: Option<String>,
-    /// ZeroVoice speaks the Twilio REST API.
+    /// Base URL of ZeroVoice, which speaks the Twilio REST API.
     #[arg(long, env = "FH_ZEROVOICE_BASE_URL", default_value = default_of(Platform::Zerovoice), global = true)]
     pub zerovoice_base_url: String,
     /// Deadline of a connector call when the caller sets no grpc-timeout, and the most it may
@@ -84,6 +95,7 @@ pub struct ConnectorSettings {
     /// First backoff ceiling (full jitter, doubling per attempt).
     #[arg(long, env = "FH_CONNECTOR_BACKOFF_BASE", default_value = "200ms", value_parser = humantime::parse_duration, global = true)]
     pub connector_backoff_base: Duration,
+    /// Largest wait between two attempts, whatever the attempt number.
     #[arg(long, env = "FH_CONNECTOR_BACKOFF_MAX", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub connector_backoff_max: Duration,
     /// Consecutive failures (network, timeout, 5xx) that open a platform's circuit.

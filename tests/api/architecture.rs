@@ -168,3 +168,30 @@ fn the_readme_lists_exactly_the_error_reasons_clients_can_see() {
         assert_eq!(Reason::parse(r.as_str()), Some(*r));
     }
 }
+
+#[test]
+fn every_flag_and_subcommand_explains_itself_in_help() {
+    use clap::CommandFactory;
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() {
+                out.push(format!("{path} --{}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let name = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                out.push(name.clone());
+            }
+            undocumented(sub, &name, out);
+        }
+    }
+    let mut missing = Vec::new();
+    undocumented(
+        &founderhouse_integrations::config::Cli::command(),
+        "founderhouse-integrations",
+        &mut missing,
+    );
+    assert!(missing.is_empty(), "no help text: {missing:?}");
+}
