@@ -88,6 +88,20 @@ fn the_lower_layers_never_reach_up_into_service_or_api() {
 }
 
 #[test]
+fn api_and_the_scheduler_reach_the_lower_layers_only_through_service() {
+    let found = offenders(
+        |rel| under(rel, &["api", "scheduler"]),
+        &[
+            "crate::store",
+            "crate::oauth",
+            "crate::connectors",
+            "crate::secrets",
+        ],
+    );
+    assert!(found.is_empty(), "layer skips:\n{}", found.join("\n"));
+}
+
+#[test]
 fn the_domain_and_the_error_type_depend_on_nothing_else_in_the_crate() {
     let found = offenders(
         |rel| under(rel, &["domain", "error"]),
