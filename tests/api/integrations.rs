@@ -828,3 +828,42 @@ async fn rest_bad_input_is_400_json_naming_the_field_without_echoing_values() {
     assert_eq!(bad_size.status(), 400);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn rest_update_errors_name_the_body_fields_the_caller_sent() {
+    let app = spawn_app().await;
+    let token = app.token(Role::Admin);
+    let i = app
+        .integrations()
+        .await
+        .connect_integration(authed(fireflies("u"), &token))
+        .await
+        .unwrap()
+        .into_inner()
+        .integration
+        .unwrap();
+    let url = app.rest_url(&format!("/api/v1/integrations/{}", i.id));
+    for (body, field) in [
+        (json!({"display_name": "   "}), "display_name"),
+        (json!({"metadata": {"big": "z".repeat(17_000)}}), "metadata"),
+        (json!({}), "body"),
+    ] {
+        let response = http()
+            .patch(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{field}");
+        let v: serde_json::Value = response.json().await.unwrap();
+        let fields: Vec<&str> = v["error"]["field_violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, vec![field]);
+    }
+    app.stop().await;
+}
