@@ -108,13 +108,22 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = Database::connect(config.database_url.expose(), &config.pool).await?;
         let http = http_client()?;
-        let auth = Arc::new(Authenticator::new(
-            config.jwt_secret.as_ref(),
-            config.jwks_url.clone(),
-            config.jwt_issuer.clone(),
-            config.jwt_audience.clone(),
-            http.clone(),
-        ));
+        let auth = Arc::new(
+            Authenticator::new(
+                config.jwt_secret.as_ref(),
+                config.jwks_url.clone(),
+                config.jwt_issuer.clone(),
+                config.jwt_audience.clone(),
+                http.clone(),
+            )
+            .with_max_ttl(config.jwt_max_ttl),
+        );
+        if config.jwt_issuer.is_none() && config.jwt_audience.is_none() {
+            tracing::warn!(
+                "caller tokens are bound to no issuer or audience (FH_JWT_ISSUER, FH_JWT_AUDIENCE): \
+                 any token signed with the configured keys is accepted"
+            );
+        }
         let keyring = Arc::new(config.keyring.clone());
         let oauth = OAuth::new(
             db.pool.clone(),

@@ -123,6 +123,10 @@ pub struct Settings {
     /// Required `aud` of caller JWTs, when set.
     #[arg(long, env = "FH_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
+    /// Longest lifetime (`exp - iat`) a caller JWT may have; longer ones are refused, so a
+    /// leaked ten-year token is worthless.
+    #[arg(long, env = "FH_JWT_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub jwt_max_ttl: Duration,
     /// Encryption keys: comma-separated `<id>:<base64 32 bytes>`; the last is active unless
     /// FH_ENCRYPTION_ACTIVE_KEY says otherwise. Rotate by appending a key, then `keys rewrap`.
     #[arg(
@@ -226,6 +230,8 @@ pub struct Config {
     pub jwks_url: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    /// Longest accepted caller-token lifetime.
+    pub jwt_max_ttl: Duration,
     pub keyring: KeyRing,
     pub public_url: Url,
     pub frontend_url: Url,
@@ -292,6 +298,7 @@ impl Settings {
             jwks_url: self.jwks_url,
             jwt_issuer: self.jwt_issuer,
             jwt_audience: self.jwt_audience,
+            jwt_max_ttl: self.jwt_max_ttl,
             keyring,
             public_url: self.public_url,
             frontend_url: self.frontend_url,

@@ -128,7 +128,12 @@ pub struct Authenticator {
     jwks: Option<Jwks>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Longest accepted `exp - iat`.
+    max_ttl: Duration,
 }
+
+/// Clock skew tolerated between us and whoever issues tokens, in seconds.
+const LEEWAY_SECS: u64 = 30;
 
 impl Authenticator {
     pub fn new(
@@ -147,12 +152,20 @@ impl Authenticator {
             }),
             issuer,
             audience,
+            max_ttl: Duration::from_secs(24 * 3600),
         }
+    }
+
+    /// Refuses tokens whose lifetime (`exp - iat`) is longer than `ttl` (`FH_JWT_MAX_TTL`).
+    pub fn with_max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = ttl;
+        self
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
-        v.leeway = 30;
+        v.leeway = LEEWAY_SECS;
+        v.validate_nbf = true;
         // jsonwebtoken checks iss/aud only when present; configured ones must be required too,
         // or a token for another audience gets in by leaving the claim out.
         let mut required = vec!["exp", "sub"];
@@ -212,6 +225,7 @@ impl Authenticator {
                 use jsonwebtoken::errors::ErrorKind as K;
                 Error::unauthenticated(match e.kind() {
                     K::ExpiredSignature => "token expired",
+                    K::ImmatureSignature => "token not yet valid",
                     K::InvalidSignature => "token signature invalid",
                     K::InvalidIssuer => "token issuer not accepted",
                     K::InvalidAudience => "token audience not accepted",
@@ -220,6 +234,19 @@ impl Authenticator {
                 })
             })?;
         let c = data.claims;
+        // `iat` is required so that a token's lifetime can be bounded: a leaked long-lived
+        // token must not stay usable for years.
+        let iat = c
+            .iat
+            .ok_or_else(|| Error::unauthenticated("token lacks a required claim"))?;
+        if iat > jsonwebtoken::get_current_timestamp() + LEEWAY_SECS {
+            return Err(Error::unauthenticated("token issued in the future"));
+        }
+        if c.exp.saturating_sub(iat) > self.max_ttl.as_secs() {
+            return Err(Error::unauthenticated(
+                "token lifetime is longer than this service accepts",
+            ));
+        }
         let user = Uuid::parse_str(&c.sub)
             .map_err(|_| Error::unauthenticated("token sub must be a uuid"))?;
         let workspace = Uuid::parse_str(&c.workspace_id)

@@ -449,6 +449,120 @@ async fn a_token_expired_within_the_leeway_is_still_accepted() {
     app.stop().await;
 }
 
+/// A token with exactly these claims (any JSON), signed with the app's secret.
+fn signed_json_by_app(app: &TestApp, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(app.jwt_secret.expose().as_bytes()),
+    )
+    .expect("token encodes")
+}
+
+fn base_claims(app: &TestApp) -> Value {
+    json!({
+        "sub": Uuid::new_v4().to_string(),
+        "workspace_id": app.workspace.to_string(),
+        "role": "admin",
+        "iat": now(),
+        "exp": now() + 600,
+    })
+}
+
+#[tokio::test]
+async fn a_token_not_yet_valid_is_unauthenticated_on_grpc_and_rest() {
+    // Arrange: usable only in ten minutes, well beyond the 30 s leeway.
+    let app = spawn_app().await;
+    let mut claims = base_claims(&app);
+    claims["nbf"] = json!(now() + 600);
+    let token = signed_json_by_app(&app, &claims);
+
+    // Act + Assert
+    assert_unauthenticated_everywhere(
+        &app,
+        Some(&format!("Bearer {token}")),
+        "token not yet valid",
+        Some(&token),
+    )
+    .await;
+
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_without_iat_is_unauthenticated_because_its_lifetime_cannot_be_bounded() {
+    let app = spawn_app().await;
+    let mut claims = base_claims(&app);
+    claims.as_object_mut().unwrap().remove("iat");
+    let token = signed_json_by_app(&app, &claims);
+
+    assert_unauthenticated_everywhere(
+        &app,
+        Some(&format!("Bearer {token}")),
+        "token lacks a required claim",
+        Some(&token),
+    )
+    .await;
+
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_ten_year_token_is_unauthenticated_however_well_signed() {
+    let app = spawn_app().await;
+    let mut claims = base_claims(&app);
+    claims["exp"] = json!(now() + 10 * 365 * 24 * 3600);
+    let token = signed_json_by_app(&app, &claims);
+
+    assert_unauthenticated_everywhere(
+        &app,
+        Some(&format!("Bearer {token}")),
+        "token lifetime is longer than this service accepts",
+        Some(&token),
+    )
+    .await;
+
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_issued_in_the_future_is_unauthenticated() {
+    let app = spawn_app().await;
+    let mut claims = base_claims(&app);
+    claims["iat"] = json!(now() + 600);
+    claims["exp"] = json!(now() + 1200);
+    let token = signed_json_by_app(&app, &claims);
+
+    assert_unauthenticated_everywhere(
+        &app,
+        Some(&format!("Bearer {token}")),
+        "token issued in the future",
+        Some(&token),
+    )
+    .await;
+
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_within_the_lifetime_cap_and_its_nbf_is_accepted() {
+    // Arrange: 23 hours long, valid since a minute ago.
+    let app = spawn_app().await;
+    let mut claims = base_claims(&app);
+    claims["exp"] = json!(now() + 23 * 3600);
+    claims["nbf"] = json!(now() - 60);
+    let token = signed_json_by_app(&app, &claims);
+
+    let listed = app
+        .integrations()
+        .await
+        .list_integrations(authed(proto::ListIntegrationsRequest::default(), &token))
+        .await;
+
+    assert!(listed.is_ok(), "{listed:?}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_token_signed_with_another_secret_is_unauthenticated_on_grpc_and_rest() {
     // Arrange

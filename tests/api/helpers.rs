@@ -88,6 +88,7 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
         jwks_url: None,
         jwt_issuer: None,
         jwt_audience: None,
+        jwt_max_ttl: Duration::from_secs(24 * 3600),
         keyring: KeyRing::parse(&keys, None).expect("generated keys parse"),
         public_url: "http://127.0.0.1:8080".parse().expect("literal url"),
         frontend_url: "http://localhost:3000".parse().expect("literal url"),
