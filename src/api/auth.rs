@@ -58,6 +58,8 @@ pub fn mint_token(
 /// between fetches caused by unknown key ids (so forged kids cannot make us hammer the IdP).
 const JWKS_TTL: Duration = Duration::from_secs(600);
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
+/// Largest key set read; real ones are a few KiB.
+const JWKS_MAX_BYTES: usize = 256 * 1024;
 
 /// Keys by kid, and when they were fetched.
 /// Fetched keys by kid, and when we last fetched and tried to.
@@ -297,15 +299,19 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> anyhow::Result<HashMap<String, (Algorithm, DecodingKey)>> {
-        let set: JwkSet = self
+        let deadline = tokio::time::Instant::now() + JWKS_FETCH_TIMEOUT;
+        let resp = self
             .http
             .get(&self.url)
             .timeout(JWKS_FETCH_TIMEOUT)
             .send()
             .await?
-            .error_for_status()?
-            .json()
-            .await?;
+            .error_for_status()?;
+        // An identity provider (or whoever answers at its URL) cannot make us buffer more.
+        let body = crate::body::read_limited(resp, JWKS_MAX_BYTES, deadline)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the key set failed: {e:?}"))?;
+        let set: JwkSet = serde_json::from_slice(&body)?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let (Some(id), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))

@@ -701,6 +701,20 @@ async fn a_jwks_answering_200_with_a_body_that_is_not_a_key_set_makes_requests_u
 }
 
 #[tokio::test]
+async fn a_key_set_larger_than_the_cap_is_not_read_and_requests_are_unavailable() {
+    // A valid key set, padded past the 256 KiB cap: read whole, it would be accepted.
+    let mut padded = key_set();
+    padded["padding"] = json!("x".repeat(300 * 1024));
+    let jwks = JwksServer::start_with(StatusCode::OK, Some(padded)).await;
+    let app = spawn_jwks_app(&jwks.url, None, None).await;
+
+    assert_jwks_unavailable(&app, &rs256("rsa-1", Uuid::new_v4())).await;
+    assert!(jwks.hits() >= 1);
+
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn requests_succeed_again_once_the_jwks_recovers() {
     let jwks = JwksServer::start(StatusCode::INTERNAL_SERVER_ERROR).await;
     let app = spawn_jwks_app(&jwks.url, None, None).await;
