@@ -35,9 +35,10 @@ use crate::proto::{
 };
 use crate::scheduler::{self, Job};
 use crate::service::credentials::CredentialAccess;
+use crate::service::health::{Hub, Recorder};
 use crate::service::oauth::OAuth;
 use crate::service::operations::Operations;
-use crate::service::{Integrations, System};
+use crate::service::{Health, Integrations, System};
 use crate::store::Database;
 
 /// A built, not yet running, service.
@@ -49,6 +50,9 @@ pub struct App {
     integrations: Integrations,
     oauth: OAuth,
     operations: Operations,
+    health: Health,
+    /// The health event listener, connected: it runs with the servers.
+    listener: futures::future::BoxFuture<'static, anyhow::Result<()>>,
     system: System,
     jobs: Vec<Job>,
     cors: CorsLayer,
@@ -136,6 +140,14 @@ impl App {
             config.cors_origins.clone(),
         );
         let access = CredentialAccess::new(db.pool.clone(), keyring.clone(), oauth.clone());
+        let shutdown = CancellationToken::new();
+        let health_settings = Arc::new(config.health.clone());
+        let recorder = Recorder::new(db.pool.clone(), health_settings.clone());
+        let hub = Hub::new(
+            db.pool.clone(),
+            shutdown.clone(),
+            config.health.stream_buffer,
+        );
         let mut policy = config.connectors.policy.clone();
         // A connector call must answer before the server's own request timeout cuts it off.
         policy.default_deadline = policy.default_deadline.min(config.limits.request_timeout);
@@ -150,10 +162,25 @@ impl App {
             ),
             Arc::new(HttpCore::new(http, policy)),
             access,
+            recorder.clone(),
+        );
+        let health = Health::new(
+            db.pool.clone(),
+            operations.clone(),
+            recorder,
+            health_settings,
+            hub.clone(),
         );
         let system = System::new(db.clone(), keyring.clone());
         let integrations = Integrations::new(db.pool.clone(), keyring, oauth.clone());
-        let jobs = scheduler::jobs(&oauth, config.oauth.refresh_interval);
+        let listener = Box::pin(
+            hub.clone()
+                .listen()
+                .await
+                .map_err(|e| anyhow::anyhow!("connecting the health event listener: {e}"))?,
+        );
+        let mut jobs = scheduler::jobs(&oauth, config.oauth.refresh_interval);
+        jobs.extend(scheduler::health_jobs(&health));
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
@@ -168,11 +195,13 @@ impl App {
             integrations,
             oauth,
             operations,
+            health,
+            listener,
             system,
             jobs,
             cors: cors(&config.cors_origins),
             limits: config.limits,
-            shutdown: CancellationToken::new(),
+            shutdown,
         })
     }
 
@@ -269,7 +298,8 @@ impl App {
             )
             .add_service(
                 HealthServiceServer::new(HealthGrpc {
-                    integrations: self.integrations.clone(),
+                    health: self.health.clone(),
+                    operations: self.operations.clone(),
                 })
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
@@ -279,6 +309,8 @@ impl App {
             RestState {
                 integrations: self.integrations.clone(),
                 oauth: self.oauth.clone(),
+                health: self.health.clone(),
+                operations: self.operations.clone(),
                 system: self.system.clone(),
                 metrics: crate::telemetry::metrics(),
                 accepting: accepting.clone(),
@@ -316,6 +348,7 @@ impl App {
                     .context("REST server")
             }
         });
+        tasks.spawn("health listener", self.listener);
         for job in self.jobs {
             let token = token.clone();
             tasks.spawn(job.name(), async move {

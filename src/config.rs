@@ -197,6 +197,55 @@ pub struct Settings {
     /// How often each replica looks for OAuth tokens due for refresh.
     #[arg(long, env = "FH_REFRESH_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub refresh_interval: Duration,
+    /// Refresh OAuth grants unused for this long, so they never reach a provider's inactivity
+    /// cliff (Microsoft 90 days, Google about 6 months).
+    #[arg(long, env = "FH_REFRESH_KEEPALIVE", default_value = "30days", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_keepalive: Duration,
+    /// Run the health sweep on this replica (any number of replicas may; they share the work).
+    #[arg(long, env = "FH_HEALTH_SWEEP", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub health_sweep: bool,
+    /// How often each integration is probed; successful traffic postpones its probe.
+    #[arg(long, env = "FH_HEALTH_CHECK_INTERVAL", default_value = "6h", value_parser = humantime::parse_duration, global = true)]
+    pub health_check_interval: Duration,
+    /// Consecutive transient failures (timeouts, 5xx, 429) that turn HEALTHY into DEGRADED.
+    #[arg(
+        long,
+        env = "FH_HEALTH_DEGRADED_AFTER",
+        default_value_t = 2,
+        global = true
+    )]
+    pub health_degraded_after: u32,
+    /// Consecutive successes that turn DEGRADED back into HEALTHY.
+    #[arg(
+        long,
+        env = "FH_HEALTH_RECOVERED_AFTER",
+        default_value_t = 2,
+        global = true
+    )]
+    pub health_recovered_after: u32,
+    /// Probes one replica's sweep runs at once.
+    #[arg(
+        long,
+        env = "FH_HEALTH_SWEEP_CONCURRENCY",
+        default_value_t = 16,
+        global = true
+    )]
+    pub health_sweep_concurrency: usize,
+    /// How long health check history is kept.
+    #[arg(long, env = "FH_HEALTH_HISTORY_RETENTION", default_value = "30days", value_parser = humantime::parse_duration, global = true)]
+    pub health_history_retention: Duration,
+    /// How long health events are kept: how far back a WatchHealthEvents stream can resume.
+    #[arg(long, env = "FH_HEALTH_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration, global = true)]
+    pub health_event_retention: Duration,
+    /// Health events a replica buffers for momentarily slow streams; a stream further behind
+    /// catches up from the database.
+    #[arg(
+        long,
+        env = "FH_HEALTH_STREAM_BUFFER",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub health_stream_buffer: usize,
     /// Log filter, e.g. "info" or "founderhouse_integrations=debug".
     #[arg(long, env = "FH_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -241,6 +290,7 @@ pub struct Config {
     pub providers: std::collections::BTreeMap<String, crate::oauth::ProviderSettings>,
     pub oauth: crate::oauth::OAuthSettings,
     pub connectors: crate::connectors::ConnectorConfig,
+    pub health: crate::service::health::HealthSettings,
 }
 
 impl Settings {
@@ -315,7 +365,20 @@ impl Settings {
             oauth: crate::oauth::OAuthSettings {
                 refresh_ahead: self.refresh_ahead,
                 refresh_interval: self.refresh_interval,
+                refresh_keepalive: self.refresh_keepalive,
                 ..Default::default()
+            },
+            health: crate::service::health::HealthSettings {
+                sweep: self.health_sweep,
+                check_interval: self.health_check_interval.max(Duration::from_secs(1)),
+                hysteresis: crate::domain::Hysteresis {
+                    degraded_after: self.health_degraded_after.max(1),
+                    recovered_after: self.health_recovered_after.max(1),
+                },
+                sweep_concurrency: self.health_sweep_concurrency.max(1),
+                history_retention: self.health_history_retention,
+                event_retention: self.health_event_retention,
+                stream_buffer: self.health_stream_buffer.max(1),
             },
         })
     }

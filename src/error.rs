@@ -18,6 +18,8 @@ pub enum ErrorKind {
     ResourceExhausted,
     Unavailable,
     DeadlineExceeded,
+    /// A position (a stream's resume point) outside what exists.
+    OutOfRange,
     Unimplemented,
     Cancelled,
     Internal,
@@ -113,6 +115,8 @@ reasons! {
     ProviderHasNoRevocation => "PROVIDER_HAS_NO_REVOCATION",
     /// the Slack bot token is still used by another connection of the team
     SharedBotToken => "SHARED_BOT_TOKEN",
+    /// a stream's resume point is older than the retained events; start again with a snapshot
+    EventsExpired => "EVENTS_EXPIRED",
 }
 
 impl fmt::Display for Reason {

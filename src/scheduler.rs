@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::service::Sweep;
 use crate::service::oauth::OAuth;
+use crate::service::{Health, Sweep};
 
 /// Ticks closer than this would only load the database.
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
@@ -102,6 +102,25 @@ pub fn jobs(oauth: &OAuth, every: Duration) -> Vec<Job> {
             }
         }),
     ]
+}
+
+/// The health sweep (when this replica runs it, `FH_HEALTH_SWEEP`) and the retention of
+/// history and events (on every replica; batches are small and idempotent).
+pub fn health_jobs(health: &Health) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    if health.settings().sweep {
+        let sweeper = health.clone();
+        jobs.push(Job::new("health_sweep", health.sweep_tick(), move || {
+            let health = sweeper.clone();
+            async move { health.sweep().await }
+        }));
+    }
+    let pruner = health.clone();
+    jobs.push(Job::new("health_prune", health.prune_tick(), move || {
+        let health = pruner.clone();
+        async move { health.prune().await }
+    }));
+    jobs
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub fn codes(kind: ErrorKind) -> (Code, StatusCode) {
         ErrorKind::ResourceExhausted => (Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),
         ErrorKind::Unavailable => (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
         ErrorKind::DeadlineExceeded => (Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
+        ErrorKind::OutOfRange => (Code::OutOfRange, StatusCode::BAD_REQUEST),
         ErrorKind::Unimplemented => (Code::Unimplemented, StatusCode::NOT_IMPLEMENTED),
         // 499 is the de-facto "client closed request" status.
         ErrorKind::Cancelled => (

@@ -19,6 +19,11 @@ pub struct Integration {
     pub provider_account_id: String,
     pub scopes: Vec<String>,
     pub health_state: HealthState,
+    /// Why the last check failed, or the last lifecycle change; None when healthy.
+    pub health_reason: Option<String>,
+    pub health_message: String,
+    /// When the sweep probes it next.
+    pub next_check_at: DateTime<Utc>,
     pub credential_fields: Vec<String>,
     pub credential_expires_at: Option<DateTime<Utc>>,
     /// Bumped whenever the tokens are replaced; internal, for refresh compare-and-swap.

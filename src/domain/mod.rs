@@ -2,6 +2,7 @@
 
 mod caller;
 mod credentials;
+mod health;
 mod ids;
 mod integration;
 mod platform;
@@ -13,6 +14,7 @@ pub use caller::{Caller, Role};
 pub use credentials::{
     CredentialField, CredentialSpec, Credentials, ValidatedCredentials, credential_spec,
 };
+pub use health::{CONNECTED, DISCONNECTED, Evidence, Health, HealthEvent, Hysteresis, RECONNECTED};
 pub use ids::{IntegrationId, RequestId, UserId, WorkspaceId, parse_integration_name};
 pub use integration::Integration;
 pub use platform::{ConnectionType, HealthState, IntegrationStatus, Platform};

@@ -50,6 +50,8 @@ pub struct OAuthSettings {
     pub refresh_ahead: Duration,
     /// How often each replica looks for tokens to refresh.
     pub refresh_interval: Duration,
+    /// Grants not refreshed for this long are refreshed anyway (inactivity cliffs).
+    pub refresh_keepalive: Duration,
     /// How long a refresh waits for another replica's refresh of the same integration.
     pub refresh_lock_timeout: Duration,
     /// Deadline of one provider token or revocation request.
@@ -68,6 +70,7 @@ impl Default for OAuthSettings {
             state_ttl: Duration::from_secs(600),
             refresh_ahead: Duration::from_secs(300),
             refresh_interval: Duration::from_secs(30),
+            refresh_keepalive: Duration::from_secs(30 * 24 * 3600),
             refresh_lock_timeout: Duration::from_secs(15),
             provider_timeout: Duration::from_secs(10),
             refresh_reuse_window: Duration::from_secs(2),

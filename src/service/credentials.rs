@@ -44,7 +44,16 @@ impl CredentialAccess {
 
     /// The integration (which must be the caller's) and its opened credentials, ready to use.
     pub async fn fresh(&self, caller: &Caller, id: IntegrationId) -> Result<Credentials, Error> {
-        let creds = self.load(caller.workspace_id, id).await?;
+        self.fresh_in(caller.workspace_id, id).await
+    }
+
+    /// As `fresh`, for the service's own work (health probes) in a workspace.
+    pub async fn fresh_in(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Credentials, Error> {
+        let creds = self.load(workspace, id).await?;
         let expiring = creds
             .integration
             .credential_expires_at
@@ -54,7 +63,7 @@ impl CredentialAccess {
             oauth
                 .refresh(id, Some(creds.integration.credential_version))
                 .await?;
-            return self.load(caller.workspace_id, id).await;
+            return self.load(workspace, id).await;
         }
         Ok(creds)
     }

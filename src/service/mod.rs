@@ -1,12 +1,14 @@
 //! Use cases. Each takes the authenticated `Caller` and checks workspace and role itself.
 
 pub mod credentials;
+pub mod health;
 pub mod integrations;
 pub mod oauth;
 pub mod operations;
 pub mod paging;
 pub mod system;
 
+pub use health::Health;
 pub use integrations::Integrations;
 pub use system::System;
 

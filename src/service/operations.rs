@@ -18,9 +18,10 @@ use crate::connectors::{
     Download, HttpCore, Kind, Operation, Prepared, Registry, Renewal, Session, paging,
 };
 use crate::domain::Credentials;
-use crate::domain::{Caller, HealthState, IntegrationId, Role};
+use crate::domain::{Caller, Evidence, HealthState, IntegrationId, Role, WorkspaceId};
 use crate::error::{Error, Reason};
 use crate::service::credentials::CredentialAccess;
+use crate::service::health::Recorder;
 
 /// Part of a caller's grpc-timeout kept back so our answer reaches it before it gives up.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
@@ -32,6 +33,16 @@ pub struct Operations {
     access: CredentialAccess,
     /// The same access, as the sessions' way to renew rejected credentials.
     renewal: Arc<dyn Renewal>,
+    /// Real calls' outcomes are health signals.
+    recorder: Recorder,
+}
+
+/// What one probe said, with how long the provider took.
+#[derive(Debug)]
+pub struct Probe {
+    pub evidence: Evidence,
+    pub message: String,
+    pub latency_ms: i64,
 }
 
 pub struct InvokeInput {
@@ -66,14 +77,26 @@ pub struct TestOutcome {
 }
 
 impl Operations {
-    pub fn new(registry: Arc<Registry>, core: Arc<HttpCore>, access: CredentialAccess) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        core: Arc<HttpCore>,
+        access: CredentialAccess,
+        recorder: Recorder,
+    ) -> Self {
         let renewal = Arc::new(access.clone());
         Self {
             registry,
             core,
             access,
             renewal,
+            recorder,
         }
+    }
+
+    /// The longest a provider call may take (`FH_CONNECTOR_DEADLINE`, capped by the request
+    /// timeout).
+    pub fn default_deadline(&self) -> Duration {
+        self.core.policy().default_deadline
     }
 
     /// The deadline of a call: the caller's timeout (less a margin), at most the configured
@@ -127,8 +150,11 @@ impl Operations {
         if op.writes {
             tracing::info!(operation = %op.name, integration_id = %creds.integration.id, user_id = %caller.user_id.0, "running a write operation");
         }
+        let integration = creds.integration.clone();
         let session = self.session(creds, deadline, SendOptions::default())?;
-        let page = run(session, cursor).await?;
+        let page = run(session, cursor).await;
+        self.signal(&integration, outcome(&page)).await;
+        let page = page?;
         let next_page_token = page
             .next
             .map(|c| paging::encode(&op.name, &checked, &c))
@@ -157,8 +183,11 @@ impl Operations {
             ));
         };
         let creds = self.open(caller, integration, op).await?;
+        let integration = creds.integration.clone();
         let session = self.session(creds, deadline, SendOptions::default())?;
-        run(session).await
+        let download = run(session).await;
+        self.signal(&integration, outcome(&download)).await;
+        download
     }
 
     pub async fn proxy(
@@ -177,12 +206,21 @@ impl Operations {
         if call.method() != Method::GET {
             tracing::info!(platform = creds.integration.platform.as_str(), integration_id = %creds.integration.id, user_id = %caller.user_id.0, method = %call.method(), "proxying a write");
         }
+        let integration = creds.integration.clone();
         let mut session = self.session(creds, deadline, SendOptions::default())?;
-        call.send(&mut session).await
+        let output = call.send(&mut session).await;
+        self.signal(&integration, outcome(&output)).await;
+        output
+    }
+
+    /// A real call's outcome, as a health signal.
+    async fn signal(&self, integration: &crate::domain::Integration, outcome: Result<(), Reason>) {
+        self.recorder.traffic(integration, outcome).await;
     }
 
     /// Runs the platform's connection test once (no retries: the answer is what the provider
-    /// did now) and classifies it. Members and up.
+    /// did now) and classifies it. Members and up. Nothing is recorded: `CheckIntegration` is
+    /// the recorded probe.
     pub async fn test(
         &self,
         caller: &Caller,
@@ -192,10 +230,7 @@ impl Operations {
         caller.require_member()?;
         let creds = self.access.fresh(caller, integration).await?;
         let platform = creds.integration.platform;
-        let session = self.session(creds, deadline, SendOptions { retries: false })?;
-        let started = std::time::Instant::now();
-        let result = self.registry.platform(platform)?.test(session).await;
-        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let (result, latency_ms) = self.run_test(creds, deadline).await;
         let failed = |state: HealthState, e: Error| TestOutcome {
             healthy: false,
             state,
@@ -208,7 +243,7 @@ impl Operations {
                 healthy: true,
                 state: HealthState::Healthy,
                 reason: None,
-                message: format!("{} accepted the credentials", platform.title()),
+                message: accepted(platform),
                 latency_ms,
             }),
             Err(e) => match probe_failure_state(e.reason()) {
@@ -216,6 +251,50 @@ impl Operations {
                 None => Err(e),
             },
         }
+    }
+
+    /// The health probe: the connection test in a workspace, on the service's own behalf,
+    /// after refreshing OAuth tokens when they are due (a refresh the provider refuses is
+    /// evidence too). Errors are failures that say nothing about the integration.
+    pub async fn probe(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        deadline: Instant,
+    ) -> Result<Probe, Error> {
+        let failed = |e: Error, latency_ms: i64| match Evidence::of_probe_failure(e.reason()) {
+            Some(evidence) => Ok(Probe {
+                evidence,
+                message: e.message().to_owned(),
+                latency_ms,
+            }),
+            None => Err(e),
+        };
+        let creds = match self.access.fresh_in(workspace, integration).await {
+            Ok(c) => c,
+            Err(e) => return failed(e, 0),
+        };
+        let platform = creds.integration.platform;
+        match self.run_test(creds, deadline).await {
+            (Ok(()), latency_ms) => Ok(Probe {
+                evidence: Evidence::Success,
+                message: accepted(platform),
+                latency_ms,
+            }),
+            (Err(e), latency_ms) => failed(e, latency_ms),
+        }
+    }
+
+    async fn run_test(&self, creds: Credentials, deadline: Instant) -> (Result<(), Error>, i64) {
+        let platform = creds.integration.platform;
+        let started = std::time::Instant::now();
+        let result = async {
+            let session = self.session(creds, deadline, SendOptions { retries: false })?;
+            self.registry.platform(platform)?.test(session).await
+        }
+        .await;
+        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        (result, latency_ms)
     }
 
     /// The integration's credentials (the caller's, else NotFound); its platform must be the
@@ -256,6 +335,16 @@ impl Operations {
     }
 }
 
+/// A call's result as a health signal; computed before awaiting, so a result that is not
+/// `Sync` (a download's stream) is not held across the await.
+fn outcome<T>(result: &Result<T, Error>) -> Result<(), Reason> {
+    result.as_ref().map(drop).map_err(Error::reason)
+}
+
+fn accepted(platform: crate::domain::Platform) -> String {
+    format!("{} accepted the credentials", platform.title())
+}
+
 fn check_may_run(caller: &Caller, op: &Operation) -> Result<(), Error> {
     if op.writes && caller.role == Role::Viewer {
         return Err(Error::permission_denied(
@@ -267,37 +356,11 @@ fn check_may_run(caller: &Caller, op: &Operation) -> Result<(), Error> {
 
 /// What a failed connection probe says about the integration: `NeedsReauth` when a person must
 /// reconnect, `Degraded` when the provider is struggling, `None` when the failure is ours or the
-/// caller's (it is answered as an error instead). Exhaustive on purpose: a new reason must be
-/// classified here.
+/// caller's (it is answered as an error instead). The classification is `Evidence`'s.
 pub fn probe_failure_state(reason: Reason) -> Option<HealthState> {
-    match reason {
-        Reason::NeedsReauth | Reason::ScopeMissing => Some(HealthState::NeedsReauth),
-        Reason::ProviderRateLimited
-        | Reason::ProviderUnavailable
-        | Reason::ProviderTimeout
-        | Reason::CircuitOpen
-        | Reason::ProviderRejected
-        | Reason::ProviderBadResponse
-        | Reason::ProviderResponseTooLarge => Some(HealthState::Degraded),
-        Reason::InvalidArgument
-        | Reason::Unauthenticated
-        | Reason::PermissionDenied
-        | Reason::IntegrationNotFound
-        | Reason::IntegrationAlreadyExists
-        | Reason::IntegrationRevoked
-        | Reason::OperationNotFound
-        | Reason::RouteNotFound
-        | Reason::NotImplemented
-        | Reason::DatabaseUnavailable
-        | Reason::JwksUnavailable
-        | Reason::Internal
-        | Reason::ProviderNotConfigured
-        | Reason::RefreshTokenRevoked
-        | Reason::RefreshNotSupported
-        | Reason::RefreshInProgress
-        | Reason::BaseUrlNotAllowed
-        | Reason::TranscriptNotFound
-        | Reason::ProviderHasNoRevocation
-        | Reason::SharedBotToken => None,
+    match Evidence::of_probe_failure(reason)? {
+        Evidence::Auth(_) => Some(HealthState::NeedsReauth),
+        Evidence::Transient(_) => Some(HealthState::Degraded),
+        Evidence::Success => None,
     }
 }

@@ -6,8 +6,8 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::domain::{
-    ConnectionType, HealthState, Integration, IntegrationId, IntegrationStatus, Platform, UserId,
-    WorkspaceId,
+    CONNECTED, ConnectionType, DISCONNECTED, HealthState, Integration, IntegrationId,
+    IntegrationStatus, Platform, RECONNECTED, UserId, WorkspaceId,
 };
 use crate::error::{Error, ErrorKind, Reason};
 
@@ -19,7 +19,7 @@ macro_rules! columns {
         "i.id, i.workspace_id, i.platform, i.status, i.status_reason, i.display_name, \
          i.metadata, i.provider_account_id, i.scopes, i.health_state, i.credential_expires_at, \
          i.last_check_at, i.created_at, i.updated_at, i.credential_fields, i.connection_type, \
-         i.credential_version"
+         i.credential_version, i.health_reason, i.health_message, i.next_check_at"
     };
 }
 
@@ -48,6 +48,9 @@ struct Row {
     credential_fields: Vec<String>,
     connection_type: String,
     credential_version: i64,
+    health_reason: Option<String>,
+    health_message: String,
+    next_check_at: DateTime<Utc>,
 }
 
 impl TryFrom<Row> for Integration {
@@ -74,6 +77,9 @@ impl TryFrom<Row> for Integration {
             scopes: r.scopes,
             health_state: HealthState::parse(&r.health_state)
                 .ok_or_else(|| bad("health_state", &r.health_state))?,
+            health_reason: r.health_reason,
+            health_message: r.health_message,
+            next_check_at: r.next_check_at,
             credential_fields: r.credential_fields,
             credential_expires_at: r.credential_expires_at,
             credential_version: r.credential_version,
@@ -152,7 +158,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewIntegration<'_>) -> Result
     .bind(new.scopes)
     .bind(new.credential_expires_at)
     .bind(new.created_by.0)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.constraint() == Some(ACCOUNT_KEY) => Error::new(
@@ -166,6 +172,17 @@ pub async fn insert(conn: &mut PgConnection, new: &NewIntegration<'_>) -> Result
         .with_metadata("platform", new.platform.as_str()),
         _ => Error::from(e),
     })?;
+    let message = format!("{} connected", new.platform.title());
+    super::health::transition(
+        conn,
+        new.id,
+        HealthState::Unknown,
+        CONNECTED,
+        &message,
+        true,
+        true,
+    )
+    .await?;
     Ok(())
 }
 
@@ -222,6 +239,27 @@ pub async fn list(
     rows.into_iter().map(Integration::try_from).collect()
 }
 
+/// The workspace's live (not disconnected) integrations of `platforms` (all when empty), in id
+/// order.
+pub async fn list_live(
+    exec: impl PgExecutor<'_>,
+    workspace: WorkspaceId,
+    platforms: &[Platform],
+    limit: i64,
+) -> Result<Vec<Integration>, Error> {
+    let platforms: Vec<&str> = platforms.iter().map(|p| p.as_str()).collect();
+    let rows: Vec<Row> = sqlx::query_as(select!(
+        "WHERE i.workspace_id = $1 AND i.status <> 'revoked' "
+        "AND (cardinality($2::text[]) = 0 OR i.platform = ANY($2)) ORDER BY i.id LIMIT $3"
+    ))
+    .bind(workspace.0)
+    .bind(&platforms)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?;
+    rows.into_iter().map(Integration::try_from).collect()
+}
+
 pub async fn update_details(
     conn: &mut PgConnection,
     id: IntegrationId,
@@ -243,24 +281,35 @@ pub async fn update_details(
 pub async fn mark_revoked(conn: &mut PgConnection, id: IntegrationId) -> Result<(), Error> {
     sqlx::query(
         "UPDATE integrations SET status = 'revoked', status_reason = 'DISCONNECTED',
-             health_state = 'revoked', credential_expires_at = NULL, revoked_at = now(),
+             credential_expires_at = NULL, revoked_at = now(), check_claimed_until = NULL,
              updated_at = now()
          WHERE id = $1",
     )
     .bind(id.0)
-    .execute(conn)
+    .execute(&mut *conn)
+    .await?;
+    super::health::transition(
+        conn,
+        id,
+        HealthState::Revoked,
+        DISCONNECTED,
+        "disconnected",
+        true,
+        false,
+    )
     .await?;
     Ok(())
 }
 
 /// Creates the integration an OAuth grant produced, or, when the workspace already has a live
-/// one for that provider account, updates it (reconnecting is not an error). Returns its id.
+/// one for that provider account, updates it (reconnecting is not an error; its health starts
+/// again from UNKNOWN and it is probed at once). Returns its id.
 pub async fn upsert_oauth(
     conn: &mut PgConnection,
     new: &NewIntegration<'_>,
     status_reason: Option<Reason>,
 ) -> Result<IntegrationId, Error> {
-    let id: Uuid = sqlx::query_scalar(
+    let (id, inserted): (Uuid, bool) = sqlx::query_as(
         "INSERT INTO integrations (id, workspace_id, platform, status, status_reason, display_name,
              metadata, provider_account_id, scopes, credential_expires_at, created_by, connection_type)
          VALUES ($1, $2, $3, 'connected', $10, $4, $5, $6, $7, $8, $9, 'oauth')
@@ -269,9 +318,8 @@ pub async fn upsert_oauth(
              metadata = integrations.metadata || EXCLUDED.metadata, scopes = EXCLUDED.scopes,
              credential_expires_at = EXCLUDED.credential_expires_at, connection_type = 'oauth',
              credential_version = integrations.credential_version + 1, refresh_failures = 0,
-             next_refresh_attempt_at = NULL, tokens_refreshed_at = NULL, health_state = 'unknown',
-             updated_at = now()
-         RETURNING id",
+             next_refresh_attempt_at = NULL, tokens_refreshed_at = NULL, updated_at = now()
+         RETURNING id, xmax = 0",
     )
     .bind(new.id.0)
     .bind(new.workspace_id.0)
@@ -283,7 +331,24 @@ pub async fn upsert_oauth(
     .bind(new.credential_expires_at)
     .bind(new.created_by.0)
     .bind(status_reason.map(Reason::as_str))
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
+    .await?;
+    // xmax is 0 on a row this statement inserted, and set on one it updated.
+    let (reason, verb) = if inserted {
+        (CONNECTED, "connected")
+    } else {
+        (RECONNECTED, "reconnected")
+    };
+    let message = format!("{} {verb}", new.platform.title());
+    super::health::transition(
+        conn,
+        IntegrationId(id),
+        HealthState::Unknown,
+        reason,
+        &message,
+        true,
+        true,
+    )
     .await?;
     Ok(IntegrationId(id))
 }
@@ -368,13 +433,23 @@ pub async fn mark_needs_reauth(
     reason: Reason,
 ) -> Result<(), Error> {
     sqlx::query(
-        "UPDATE integrations SET status = 'needs_reauth', status_reason = $2, health_state = 'needs_reauth',
+        "UPDATE integrations SET status = 'needs_reauth', status_reason = $2,
              refresh_claimed_until = NULL, updated_at = now()
          WHERE id = $1",
     )
     .bind(id.0)
     .bind(reason.as_str())
-    .execute(conn)
+    .execute(&mut *conn)
+    .await?;
+    super::health::transition(
+        conn,
+        id,
+        HealthState::NeedsReauth,
+        reason.as_str(),
+        "the provider no longer accepts the grant; reconnect",
+        false,
+        false,
+    )
     .await?;
     Ok(())
 }
@@ -397,11 +472,13 @@ pub async fn record_refresh_failure(
     Ok(())
 }
 
-/// Claims integrations whose access token expires within `ahead`, for `lease`, skipping rows
-/// another replica holds. Returns (id, credential_version, consecutive failures).
+/// Claims integrations whose access token expires within `ahead`, or whose grant has not
+/// been refreshed for `keepalive` (providers drop unused refresh tokens), for `lease`, skipping
+/// rows another replica holds. Returns (id, credential_version, consecutive failures).
 pub async fn claim_due_refreshes(
     exec: impl PgExecutor<'_>,
     ahead: std::time::Duration,
+    keepalive: std::time::Duration,
     lease: std::time::Duration,
     limit: i64,
 ) -> Result<Vec<(IntegrationId, i64, i32)>, Error> {
@@ -409,12 +486,12 @@ pub async fn claim_due_refreshes(
         "UPDATE integrations SET refresh_claimed_until = now() + make_interval(secs => $2)
          WHERE id IN (
              SELECT id FROM integrations
-             WHERE status = 'connected' AND credential_expires_at IS NOT NULL
-               AND credential_expires_at <= now() + make_interval(secs => $1)
-               AND 'refresh_token' = ANY(credential_fields)
+             WHERE status = 'connected' AND 'refresh_token' = ANY(credential_fields)
+               AND (credential_expires_at <= now() + make_interval(secs => $1)
+                    OR coalesce(tokens_refreshed_at, created_at) < now() - make_interval(secs => $4))
                AND (refresh_claimed_until IS NULL OR refresh_claimed_until < now())
                AND (next_refresh_attempt_at IS NULL OR next_refresh_attempt_at <= now())
-             ORDER BY credential_expires_at
+             ORDER BY credential_expires_at NULLS LAST
              LIMIT $3
              FOR UPDATE SKIP LOCKED)
          RETURNING id, credential_version, refresh_failures",
@@ -422,6 +499,7 @@ pub async fn claim_due_refreshes(
     .bind(ahead.as_secs_f64())
     .bind(lease.as_secs_f64())
     .bind(limit)
+    .bind(keepalive.as_secs_f64())
     .fetch_all(exec)
     .await?;
     Ok(rows

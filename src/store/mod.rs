@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod credentials;
 pub mod db;
+pub mod health;
 pub mod integrations;
 pub mod oauth_states;
 pub mod revocations;

@@ -182,8 +182,6 @@ const INTEGRATION_RPCS: [Rpc; 11] = [
 ];
 
 /// The RPCs of a later release: they answer Unimplemented for the caller's own integration.
-const NOT_YET_RPCS: [Rpc; 2] = [Rpc::CheckIntegration, Rpc::ListHealthChecks];
-
 /// Calls `rpc` about `name` with `token`; only the outcome's status matters.
 async fn call(channel: &Channel, rpc: Rpc, name: &str, token: &str) -> Result<(), Status> {
     let name = name.to_owned();
@@ -826,42 +824,6 @@ async fn a_strangers_attempts_leave_the_integration_unchanged() {
         ["integration.connected"]
     );
     assert_eq!(credential_rows(&app, &before.id).await, 1);
-
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn rpcs_of_a_later_release_are_unimplemented_for_the_callers_own_integration() {
-    // Arrange
-    let app = spawn_app().await;
-    let token = app.token(Role::Admin);
-    let own = connect(&app, "acme", &token).await;
-    let channel = app.channel().await;
-
-    for rpc in NOT_YET_RPCS {
-        for name in [own.id.as_str(), own.name.as_str()] {
-            // Act
-            let status = call(&channel, rpc, name, &token)
-                .await
-                .expect_err("not implemented yet");
-
-            // Assert
-            assert_eq!(
-                status.code(),
-                Code::Unimplemented,
-                "{rpc:?} {name}: {status:?}"
-            );
-            assert_eq!(reason(&status), "NOT_IMPLEMENTED", "{rpc:?} {name}");
-            assert!(
-                status
-                    .message()
-                    .ends_with("is not available in this version"),
-                "{rpc:?}: {}",
-                status.message()
-            );
-        }
-    }
-    assert_eq!(get(&app, &own.id, &token).await, own);
 
     app.stop().await;
 }

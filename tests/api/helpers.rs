@@ -111,6 +111,11 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
             allow_private_hosts: true,
             ..Default::default()
         },
+        // Probes reach the fakes too, so tests about health turn the sweep on themselves.
+        health: founderhouse_integrations::service::health::HealthSettings {
+            sweep: false,
+            ..Default::default()
+        },
     };
     (config, Secret::new(secret), keys)
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod architecture;
 mod auth;
 mod connectors;
+mod health;
 mod integrations;
 mod jwks;
 mod leaks;

@@ -96,6 +96,20 @@ pub fn health_to_proto(h: HealthState) -> proto::HealthState {
     }
 }
 
+pub fn health_from_proto(field: &str, v: i32) -> Result<Option<HealthState>, Error> {
+    use proto::HealthState as H;
+    let h = H::try_from(v)
+        .map_err(|_| Error::invalid_field(field, format!("unknown health state value {v}")))?;
+    Ok(Some(match h {
+        H::Unspecified => return Ok(None),
+        H::Unknown => HealthState::Unknown,
+        H::Healthy => HealthState::Healthy,
+        H::Degraded => HealthState::Degraded,
+        H::NeedsReauth => HealthState::NeedsReauth,
+        H::Revoked => HealthState::Revoked,
+    }))
+}
+
 pub fn integration(i: Integration) -> proto::Integration {
     proto::Integration {
         name: i.resource_name(),

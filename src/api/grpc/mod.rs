@@ -64,36 +64,3 @@ pub fn requested_timeout<T>(req: &Request<T>) -> Option<std::time::Duration> {
         _ => return None,
     })
 }
-
-/// An RPC that a later release implements: UNIMPLEMENTED naming what is missing, after the same
-/// authentication every RPC gets.
-pub fn not_yet<T>(req: &Request<T>, capability: &str) -> Status {
-    match Ctx::of(req) {
-        Ok(ctx) => ctx.status(Error::unimplemented(capability)),
-        Err(status) => status,
-    }
-}
-
-/// As `not_yet`, for RPCs about one integration: the integration must exist in the caller's
-/// workspace first (NotFound otherwise), so the answer never depends on other tenants' data.
-pub async fn not_yet_for(
-    integrations: &crate::service::Integrations,
-    ctx: Result<Ctx, Status>,
-    field: &str,
-    name: &str,
-    capability: &str,
-) -> Status {
-    let ctx = match ctx {
-        Ok(ctx) => ctx,
-        Err(status) => return status,
-    };
-    let found = async {
-        let id = parse_integration_name(field, name, ctx.caller.workspace_id)?;
-        integrations.get(&ctx.caller, id).await
-    }
-    .await;
-    match found {
-        Ok(_) => ctx.status(Error::unimplemented(capability)),
-        Err(e) => ctx.status(e),
-    }
-}

@@ -65,7 +65,7 @@ pub fn revocation_json(r: &TokenRevocation) -> Value {
     })
 }
 
-fn parse_id(raw: &str) -> Result<IntegrationId, Error> {
+pub fn parse_id(raw: &str) -> Result<IntegrationId, Error> {
     uuid::Uuid::parse_str(raw)
         .map(IntegrationId)
         .map_err(|_| Error::invalid_field("id", "is not a valid integration id"))

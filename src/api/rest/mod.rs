@@ -1,5 +1,6 @@
 //! REST gateway: probes, metrics, the OpenAPI document and the product's `/api/v1` endpoints.
 
+mod health;
 mod integrations;
 mod oauth;
 mod openapi;
@@ -27,6 +28,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct RestState {
     pub integrations: Integrations,
     pub oauth: crate::service::oauth::OAuth,
+    pub health: crate::service::Health,
+    pub operations: crate::service::operations::Operations,
     pub system: System,
     pub metrics: PrometheusHandle,
     /// False once shutdown starts, so load balancers stop sending traffic.
@@ -45,6 +48,7 @@ pub fn router(state: RestState, auth: super::auth::AuthLayer) -> Router {
             get(|| async { Json(openapi::document()) }),
         )
         .merge(integrations::routes())
+        .merge(health::routes())
         .merge(oauth::routes())
         .route_layer(auth)
         .route_layer(axum::middleware::from_fn(
@@ -73,6 +77,7 @@ async fn readyz(State(s): State<RestState>) -> Response {
 }
 
 async fn metrics(State(s): State<RestState>) -> Response {
+    s.health.observe_gauges().await;
     let (open, idle) = s.system.pool_connections();
     metrics::gauge!("fh_db_pool_connections").set(f64::from(open));
     metrics::gauge!("fh_db_pool_idle_connections").set(idle as f64);

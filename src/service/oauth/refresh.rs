@@ -267,6 +267,7 @@ impl OAuth {
         let due = store::integrations::claim_due_refreshes(
             &self.inner.db,
             self.inner.settings.refresh_ahead,
+            self.inner.settings.refresh_keepalive,
             CLAIM_LEASE,
             100,
         )

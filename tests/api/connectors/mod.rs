@@ -4,9 +4,9 @@
 mod catalogue;
 mod core;
 mod discord;
-mod fake;
-mod fakes;
-mod fireflies;
+pub mod fake;
+pub mod fakes;
+pub mod fireflies;
 mod gmail;
 mod granola;
 mod leaks;

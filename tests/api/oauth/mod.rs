@@ -350,6 +350,15 @@ impl Replica {
                 .expect("the replica ran cleanly");
         }
     }
+
+    /// Kills the replica as a crash would: its tasks are dropped mid-flight, nothing is
+    /// cleaned up, and what it claimed in the database stays claimed until the lease runs out.
+    pub async fn kill(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+            let _ = h.await;
+        }
+    }
 }
 
 impl Drop for Replica {

@@ -1,0 +1,188 @@
+//! The sweep: new integrations probed soon after they connect, replicas sharing one database
+//! without probing anything twice in an interval, a dead sweeper's lease taken over, and
+//! retention of the history.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use founderhouse_integrations::config::Config;
+use founderhouse_integrations::domain::Platform;
+
+use super::{connect_other, rig_with};
+use crate::connectors::Rig;
+use crate::connectors::fake::Scripted;
+use crate::connectors::fakes::fireflies::PATH;
+
+/// Replica settings that reach the rig's fake and sweep every `every`.
+fn sweeping(rig: &Rig, every: Duration) -> impl FnOnce(&mut Config) + use<> {
+    let base = rig.fake.url(PATH);
+    move |c: &mut Config| {
+        c.connectors.policy = crate::connectors::fast_policy();
+        c.connectors
+            .base_urls
+            .set(Platform::Fireflies, &base)
+            .expect("a valid base URL");
+        c.health.sweep = true;
+        c.health.check_interval = every;
+    }
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_integration_is_probed_soon_after_it_connects() {
+    let rig = rig_with(|c| c.health.sweep = true).await;
+    let pool = rig.app.pool().await;
+
+    wait_for("the first probe", async || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM health_checks WHERE source = 'probe'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            > 0
+    })
+    .await;
+
+    let (state, next_in): (String, f64) = sqlx::query_as(
+        "SELECT health_state, EXTRACT(EPOCH FROM next_check_at - now())::float8 FROM integrations",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(state, "healthy");
+    assert!(
+        next_in > 5.0 * 3600.0,
+        "rescheduled at the 6 h interval, not in {next_in} s"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_sweep_and_never_probe_one_integration_twice_in_an_interval() {
+    let rig = rig_with(|_| {}).await;
+    for i in 0..24 {
+        connect_other(&rig.app, &format!("account-{i}")).await;
+    }
+    let every = Duration::from_secs(2);
+    let a = crate::oauth::spawn_replica(&rig.app, sweeping(&rig, every)).await;
+    let b = crate::oauth::spawn_replica(&rig.app, sweeping(&rig, every)).await;
+    let pool = rig.app.pool().await;
+
+    // Two full intervals and a bit.
+    wait_for("every integration probed twice", async || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM (SELECT integration_id FROM health_checks
+             GROUP BY integration_id HAVING count(*) >= 2) twice",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+            == 25
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+
+    let rows: Vec<(uuid::Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT integration_id, checked_at FROM health_checks ORDER BY integration_id, checked_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for pair in rows.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            let gap = (pair[1].1 - pair[0].1).to_std().unwrap();
+            assert!(
+                gap >= every - Duration::from_millis(50),
+                "integration {} probed twice within {gap:?}",
+                pair[0].0
+            );
+        }
+    }
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn the_claims_of_a_sweeper_killed_mid_probe_are_taken_over_when_their_lease_ends() {
+    let rig = rig_with(|_| {}).await;
+    let pool = rig.app.pool().await;
+    // The provider hangs, so the first sweeper is certainly mid-probe when it dies.
+    rig.fake
+        .then(Scripted::status(200, "{}").delayed(Duration::from_secs(60)));
+    let short = |c: &mut Config| {
+        c.connectors.policy.default_deadline = Duration::from_secs(1);
+    };
+    let doomed = {
+        let base = sweeping(&rig, Duration::from_secs(3600));
+        crate::oauth::spawn_replica(&rig.app, move |c| {
+            base(c);
+            short(c);
+        })
+        .await
+    };
+    wait_for("the doomed sweeper's probe", async || rig.fake.count() > 0).await;
+    doomed.kill().await;
+    let claimed_until: DateTime<Utc> =
+        sqlx::query_scalar("SELECT check_claimed_until FROM integrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        claimed_until > Utc::now(),
+        "the dead sweeper's claim stands"
+    );
+
+    let heir = {
+        let base = sweeping(&rig, Duration::from_secs(3600));
+        crate::oauth::spawn_replica(&rig.app, move |c| {
+            base(c);
+            short(c);
+        })
+        .await
+    };
+    wait_for("the heir's probe", async || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM health_checks")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            > 0
+    })
+    .await;
+
+    let checked_at: DateTime<Utc> = sqlx::query_scalar("SELECT checked_at FROM health_checks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        checked_at >= claimed_until,
+        "taken over only once the lease ended ({checked_at} < {claimed_until})"
+    );
+    assert_eq!(rig.fake.count(), 2, "probed once by each sweeper");
+    heir.stop().await;
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn history_past_its_retention_is_pruned() {
+    let rig = rig_with(|c| c.health.history_retention = Duration::from_millis(300)).await;
+    super::check(&rig, founderhouse_integrations::domain::Role::Member)
+        .await
+        .unwrap();
+    let pool = rig.app.pool().await;
+
+    wait_for("the history to be pruned", async || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM health_checks")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+    rig.stop().await;
+}
