@@ -1,6 +1,7 @@
 //! Zoom: every operation against the fake over gRPC, `next_page_token` paging, recording files
-//! streamed by Download (only from Zoom's hosts and recording paths), the transcript as text, and the OAuth
-//! paths: a 401 refreshes once and retries, an expired token is refreshed before the call.
+//! streamed by Download (only from Zoom's hosts and recording paths), the transcript as text,
+//! and the OAuth paths: a 401 refreshes once and retries, an expired token is refreshed before
+//! the call.
 
 use std::time::Duration;
 
