@@ -26,7 +26,7 @@ use crate::api::observe::ObserveLayer;
 use crate::api::reject::Transport;
 use crate::api::rest::{self, RestState};
 use crate::config::{Config, Limits};
-use crate::connectors::{HttpCore, Registry};
+use crate::connectors::{Egress, HttpCore, Registry};
 use crate::oauth::Catalogue;
 use crate::proto::{
     connector_service_server::ConnectorServiceServer, health_service_server::HealthServiceServer,
@@ -62,6 +62,13 @@ pub struct App {
 
 /// Builds the one outbound HTTP client (JWKS, OAuth providers, connectors): timeouts, no redirects.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    http_client_builder()
+        .build()
+        .context("building the HTTP client")
+}
+
+/// The outbound client's settings; the connectors' guarded client starts from them too.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
     // Idempotent: the first call installs ring as rustls' provider for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -72,8 +79,6 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
             "founderhouse-integrations/",
             env!("CARGO_PKG_VERSION")
         ))
-        .build()
-        .context("building the HTTP client")
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -155,12 +160,15 @@ impl App {
         policy.max_response_bytes = policy
             .max_response_bytes
             .min(config.limits.max_message_bytes);
+        let egress = Egress::new(
+            http_client_builder(),
+            &config.connectors.base_urls,
+            config.connectors.allow_private_hosts,
+        )
+        .context("building the connectors' guarded HTTP client")?;
         let operations = Operations::new(
-            Arc::new(
-                Registry::new(config.connectors.base_urls.clone())
-                    .allow_private_hosts(config.connectors.allow_private_hosts),
-            ),
-            Arc::new(HttpCore::new(http, policy)),
+            Arc::new(Registry::new(config.connectors.base_urls.clone())),
+            Arc::new(HttpCore::new(http, egress, policy)),
             access,
             recorder.clone(),
         );

@@ -112,8 +112,9 @@ pub struct ConnectorSettings {
     /// Largest JSON answer read from a provider.
     #[arg(long, env = "FH_CONNECTOR_MAX_RESPONSE_BYTES", default_value_t = 10 * 1024 * 1024, global = true)]
     pub connector_max_response_bytes: usize,
-    /// Let credential-provided base URLs (ZeroDB) reach loopback and private networks, e.g. a
-    /// ZeroDB on the same host. Off by default: it would let members probe internal services.
+    /// Let URLs the operator did not configure (a ZeroDB credential's base URL, download
+    /// redirects) reach loopback, private and reserved addresses, e.g. a ZeroDB on the same host.
+    /// Off by default: it would let members probe internal services.
     #[arg(
         long,
         env = "FH_CONNECTOR_ALLOW_PRIVATE_HOSTS",
@@ -177,8 +178,9 @@ pub fn parse_base(platform: Platform, raw: &str) -> anyhow::Result<Url> {
 pub struct ConnectorConfig {
     pub base_urls: BaseUrls,
     pub policy: HttpPolicy,
-    /// Whether base URLs taken from credentials (ZeroDB's) may point at loopback, private or
-    /// link-local addresses. Off: a member could otherwise read internal services through us.
+    /// Whether URLs the operator did not configure (a credential's base URL, a redirect) may
+    /// reach loopback, private or reserved addresses. Off: a member could otherwise read
+    /// internal services through us (`egress`).
     pub allow_private_hosts: bool,
 }
 

@@ -6,6 +6,8 @@
 //!
 //! - `transport`: the shared HTTP core (deadlines, bounded bodies, retries, waits, circuit
 //!   breakers, the provider-error table, scrubbing). Nothing else talks to a provider.
+//! - `egress`: where requests may go: the table of internal address ranges, and the guarded
+//!   client (its resolver refuses them) for every URL the operator did not configure.
 //! - `session`: one call against one integration: its credentials, base URL and deadline, the
 //!   401 path (`Renewal::renew` once, then one retry), scrubbing of secrets.
 //! - `registry`: every platform and operation by name; builds each call's `Session` from the
@@ -51,6 +53,7 @@
 
 mod common;
 pub mod config;
+pub mod egress;
 pub mod graphql;
 pub mod paging;
 pub mod proxy;
@@ -85,6 +88,7 @@ use serde_json::{Map, Value};
 
 pub use common::{deleted, items_of, next_offset};
 pub use config::{BaseUrls, ConnectorConfig, ConnectorSettings};
+pub use egress::Egress;
 pub use paging::Cursor;
 pub use registry::Registry;
 pub use schema::{Field, Schema};

@@ -24,7 +24,6 @@ pub struct Registry {
     /// Operation name -> (platform, index in its operations).
     by_name: HashMap<String, (Platform, usize)>,
     base_urls: BaseUrls,
-    allow_private_hosts: bool,
 }
 
 impl Registry {
@@ -33,7 +32,6 @@ impl Registry {
             platforms: BTreeMap::new(),
             by_name: HashMap::new(),
             base_urls,
-            allow_private_hosts: false,
         };
         for def in [
             fireflies::platform(),
@@ -86,12 +84,6 @@ impl Registry {
             })
     }
 
-    /// Allows credential-provided base URLs on loopback and private networks.
-    pub fn allow_private_hosts(mut self, allow: bool) -> Self {
-        self.allow_private_hosts = allow;
-        self
-    }
-
     /// The platform's connector; Unimplemented for platforms whose connector is not built yet.
     pub fn platform(&self, platform: Platform) -> Result<&PlatformDef, Error> {
         self.platforms
@@ -111,7 +103,7 @@ impl Registry {
         opts: SendOptions,
     ) -> Result<Session, Error> {
         let def = self.platform(creds.integration.platform)?;
-        let base = self.base_url(def, &creds)?;
+        let base = self.base_url(def, &creds, &core)?;
         Session::new(SessionParts {
             core,
             renewal,
@@ -126,8 +118,14 @@ impl Registry {
     }
 
     /// Where this integration's requests go: the credential's base URL for platforms that keep
-    /// it there, else the configured one.
-    fn base_url(&self, def: &PlatformDef, creds: &Credentials) -> Result<Url, Error> {
+    /// it there (refused here when it names an internal host outright; names are the guarded
+    /// resolver's), else the configured one.
+    fn base_url(
+        &self,
+        def: &PlatformDef,
+        creds: &Credentials,
+        core: &HttpCore,
+    ) -> Result<Url, Error> {
         if let Some(field) = def.base_url_field
             && let Some(raw) = creds.get(field)
         {
@@ -138,13 +136,13 @@ impl Registry {
                     format!("the integration's {field} is not a usable URL; reconnect it"),
                 )
             })?;
-            if !self.allow_private_hosts && is_private_host(&url) {
+            if core.check_destination(def.platform, &url).is_err() {
                 return Err(Error::new(
                     ErrorKind::FailedPrecondition,
                     Reason::BaseUrlNotAllowed,
                     format!(
-                        "the integration's {field} points at a loopback or private address; \
-                         set FH_CONNECTOR_ALLOW_PRIVATE_HOSTS to allow it"
+                        "the integration's {field} points at a loopback, private or reserved \
+                         address; set FH_CONNECTOR_ALLOW_PRIVATE_HOSTS to allow it"
                     ),
                 ));
             }
@@ -164,72 +162,10 @@ impl Registry {
     }
 }
 
-/// Hosts a credential must not point us at: loopback, private, link-local, CGNAT, unspecified
-/// and unique-local addresses, and `localhost`. Names that resolve to such addresses are not
-/// caught here; the setting's doc says so.
-fn is_private_host(url: &Url) -> bool {
-    use std::net::{IpAddr, Ipv4Addr};
-    let v4 = |ip: Ipv4Addr| {
-        ip.is_loopback()
-            || ip.is_private()
-            || ip.is_link_local()
-            || ip.is_unspecified()
-            || ip.is_broadcast()
-            || (ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1]))
-    };
-    let Some(host) = url.host_str() else {
-        return true;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => v4(ip),
-        Ok(IpAddr::V6(ip)) => {
-            let seg0 = ip.segments()[0];
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (seg0 & 0xfe00) == 0xfc00
-                || (seg0 & 0xffc0) == 0xfe80
-                || ip.to_ipv4_mapped().is_some_and(v4)
-        }
-        Err(_) => {
-            let d = host.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::connectors::Prepared;
-
-    #[test]
-    fn credential_base_urls_on_private_networks_are_recognised() {
-        for bad in [
-            "http://127.0.0.1:9000",
-            "http://localhost",
-            "http://db.localhost",
-            "http://10.1.2.3",
-            "http://192.168.0.1",
-            "http://172.16.5.5",
-            "http://169.254.169.254",
-            "http://100.64.0.1",
-            "http://0.0.0.0",
-            "http://[::1]",
-            "http://[fd00::1]",
-            "http://[fe80::1]",
-            "http://[::ffff:127.0.0.1]",
-        ] {
-            assert!(is_private_host(&Url::parse(bad).unwrap()), "{bad}");
-        }
-        for good in [
-            "https://zerodb.example.com",
-            "https://8.8.8.8",
-            "https://[2001:4860::8888]",
-        ] {
-            assert!(!is_private_host(&Url::parse(good).unwrap()), "{good}");
-        }
-    }
 
     fn registry() -> Registry {
         Registry::new(BaseUrls::default())

@@ -214,7 +214,8 @@ impl Session {
     }
 
     /// Streams a 2xx body. One redirect is followed: to the same origin with the credentials,
-    /// to another https origin without them (signed media URLs).
+    /// to another https origin without them (signed media URLs), off the configured origin only
+    /// to public addresses (the core's `egress`).
     pub async fn stream(&mut self, req: ProviderRequest) -> Result<Download, Error> {
         let platform = self.platform();
         let mut req = req;

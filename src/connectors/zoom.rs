@@ -4,10 +4,12 @@
 //!
 //! Recording files are not served by the API host: each file's `download_url` is on a Zoom web
 //! host (`https://{zone}.zoom.us/rec/download/...`), which answers with a redirect to signed
-//! storage. Such URLs are fetched only when they are https on `zoom.us` (or on the configured
-//! base URL's own origin, where a test double or a proxy serves them): the access token goes
-//! along, so an arbitrary URL would leak it and let callers probe other hosts (SSRF). The one
-//! redirect to storage is followed without the token (`Session::stream`).
+//! storage. Such URLs are fetched only when they are https on `zoom.us` or a subdomain (the
+//! hosts Zoom documents for recording files; or on the configured base URL's own origin, where a
+//! test double or a proxy serves them), and only under `/rec/`: the access token goes along, so
+//! an arbitrary URL would leak it and let callers probe other hosts (SSRF), and another Zoom
+//! path would let a viewer send any GET to the API. The one redirect to storage is followed
+//! without the token (`Session::stream`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
@@ -364,8 +366,8 @@ async fn get_meeting_participants(
 }
 
 /// A recording file URL we may send the access token to: https on `zoom.us` or one of its
-/// subdomains (default port), or on the configured base URL's origin. Never credentials or a
-/// fragment in it.
+/// subdomains (default port), or on the configured base URL's origin, and a recording path.
+/// Never credentials or a fragment in it.
 fn file_url(s: &Session, raw: &str) -> Option<Url> {
     let mut url = Url::parse(raw).ok()?;
     let on_zoom = url.scheme() == "https"
@@ -375,11 +377,23 @@ fn file_url(s: &Session, raw: &str) -> Option<Url> {
             .domain()
             .is_some_and(|h| h == "zoom.us" || h.ends_with(".zoom.us"));
     let on_base = url.origin() == s.base().origin();
-    if !(on_zoom || on_base) || !url.username().is_empty() || url.password().is_some() {
+    if !(on_zoom || on_base)
+        || !is_recording_path(url.path())
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return None;
     }
     url.set_fragment(None);
     Some(url)
+}
+
+/// Recording files live under `/rec/` (`/rec/download/..`, `/rec/webhook_download/..`). `Url`
+/// has already resolved dot segments; encoded slashes, backslashes and dots, which a server
+/// might decode into another path, are refused.
+fn is_recording_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.starts_with("/rec/") && !["%2f", "%5c", "%2e"].iter().any(|e| lower.contains(e))
 }
 
 #[derive(Deserialize)]
@@ -393,7 +407,7 @@ impl Params for DownloadRecording {
         Schema::new(vec![
             Field::pattern(
                 "download_url",
-                "The file's download_url, as get_recording lists it (https on zoom.us).",
+                "The file's download_url, as get_recording lists it (https on zoom.us, under /rec/).",
                 &DOWNLOAD_URL,
             )
             .required(),
@@ -405,7 +419,7 @@ async fn download_recording(mut s: Session, p: DownloadRecording) -> Result<Down
     let url = file_url(&s, &p.download_url).ok_or_else(|| {
         Error::invalid_field(
             "params.download_url",
-            "must be a Zoom recording download URL (https on zoom.us)",
+            "must be a Zoom recording download URL (https on zoom.us, under /rec/)",
         )
     })?;
     s.stream(ProviderRequest::get(url)).await
@@ -473,6 +487,28 @@ async fn get_transcript(mut s: Session, p: MeetingRef) -> Result<Page, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_recording_paths_may_carry_the_token() {
+        for ok in ["/rec/download/abc123", "/rec/webhook_download/x-Y_z"] {
+            assert!(is_recording_path(ok), "{ok}");
+        }
+        for bad in [
+            "/v2/users/me",
+            "/rec",
+            "/recording/download/x",
+            "/rec/download%2F..%2F..%2Fv2%2Fusers%2Fme",
+            "/rec/%2E%2E/v2/users/me",
+            "/rec/download/..%5cv2",
+        ] {
+            assert!(!is_recording_path(bad), "{bad}");
+        }
+        let parsed = Url::parse("https://zoom.us/rec/../v2/users/me").unwrap();
+        assert!(
+            !is_recording_path(parsed.path()),
+            "dot segments are resolved first"
+        );
+    }
 
     #[test]
     fn uuids_with_a_leading_or_double_slash_are_encoded_once_more() {

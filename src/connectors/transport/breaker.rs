@@ -1,5 +1,5 @@
 //! Circuit breakers per platform and provider origin: a pure state machine, and the map of the
-//! origins that are failing.
+//! origins that are failing, bounded in size and forgetting idle ones.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -69,52 +69,130 @@ impl BreakerState {
     }
 }
 
+/// Circuits kept at most: origins are tenant-chosen (ZeroDB), so the map is bounded.
+const MAX_CIRCUITS: usize = 10_000;
+/// A circuit untouched this long (and at least two cool-downs) is forgotten.
+const IDLE_AFTER: Duration = Duration::from_secs(600);
+
+/// One failing circuit, and when a call last touched it.
+#[derive(Clone, Copy, Debug)]
+struct Circuit {
+    state: BreakerState,
+    touched: Instant,
+}
+
+#[derive(Default)]
+struct Circuits {
+    map: HashMap<String, Circuit>,
+    /// When idle circuits were last swept out.
+    swept: Option<Instant>,
+}
+
 /// The circuits of every platform and origin. Only failing ones are kept: closed with no
-/// failures is the default.
+/// failures is the default, so forgetting a circuit closes it. Idle circuits are forgotten, and
+/// past `cap` closed ones go before open ones, oldest first: a tenant inventing origins cannot
+/// grow the map, nor push out another's open circuit while closed ones remain.
 pub struct Breakers {
     threshold: u32,
     cooldown: Duration,
-    states: Mutex<HashMap<String, BreakerState>>,
+    cap: usize,
+    idle: Duration,
+    circuits: Mutex<Circuits>,
 }
 
 impl Breakers {
     /// Circuits that open after `threshold` consecutive failures (at least 1) for `cooldown`.
     pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self::with_limits(threshold, cooldown, MAX_CIRCUITS, IDLE_AFTER)
+    }
+
+    /// As `new`, keeping at most `cap` circuits (at least 1) and forgetting those idle for
+    /// `idle` (at least two cool-downs, so an open circuit is not forgotten before its probe).
+    fn with_limits(threshold: u32, cooldown: Duration, cap: usize, idle: Duration) -> Self {
         Self {
             threshold: threshold.max(1),
             cooldown,
-            states: Mutex::new(HashMap::new()),
+            cap: cap.max(1),
+            idle: idle.max(cooldown.saturating_mul(2)),
+            circuits: Mutex::new(Circuits::default()),
         }
     }
 
-    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<String, BreakerState>> {
+    fn circuits(&self) -> std::sync::MutexGuard<'_, Circuits> {
         // A panic while holding the lock leaves a valid map: every update is one assignment.
-        self.states.lock().unwrap_or_else(|p| p.into_inner())
+        self.circuits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Ok to call; Err with how long until a call may go.
     pub fn admit(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        match self.states().get_mut(key) {
+        match self.circuits().map.get_mut(key) {
             None => Ok(()),
-            Some(state) => state.admit(now, self.cooldown),
+            Some(c) => {
+                c.touched = now;
+                c.state.admit(now, self.cooldown)
+            }
         }
     }
 
     /// Any answer below 500 closes the circuit.
     pub fn success(&self, key: &str) {
-        self.states().remove(key);
+        self.circuits().map.remove(key);
     }
 
     pub fn failure(&self, key: &str, now: Instant) {
-        let mut states = self.states();
-        let state = states
-            .entry(key.to_owned())
-            .or_insert(BreakerState::Closed { failures: 0 });
-        let was_open = matches!(state, BreakerState::Open { .. });
-        state.failure(now, self.threshold, self.cooldown);
-        if !was_open && matches!(state, BreakerState::Open { .. }) {
+        let mut circuits = self.circuits();
+        if !circuits.map.contains_key(key) {
+            self.make_room(&mut circuits, now);
+        }
+        let circuit = circuits.map.entry(key.to_owned()).or_insert(Circuit {
+            state: BreakerState::Closed { failures: 0 },
+            touched: now,
+        });
+        circuit.touched = now;
+        let was_open = matches!(circuit.state, BreakerState::Open { .. });
+        circuit.state.failure(now, self.threshold, self.cooldown);
+        if !was_open && matches!(circuit.state, BreakerState::Open { .. }) {
             tracing::warn!(circuit = key, "provider circuit opened");
         }
+    }
+
+    /// Before a new circuit: forgets idle ones (at most once per `idle`, or when full), then,
+    /// still full, a tenth of the map, closed before open and oldest first, so a flood of new
+    /// origins costs a sort per `cap / 10` of them, not per failure.
+    fn make_room(&self, circuits: &mut Circuits, now: Instant) {
+        let full = circuits.map.len() >= self.cap;
+        let sweep_due = circuits
+            .swept
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.idle);
+        if full || sweep_due {
+            let idle = self.idle;
+            circuits
+                .map
+                .retain(|_, c| now.saturating_duration_since(c.touched) < idle);
+            circuits.swept = Some(now);
+        }
+        if circuits.map.len() < self.cap {
+            return;
+        }
+        let mut order: Vec<(bool, Instant, String)> = circuits
+            .map
+            .iter()
+            .map(|(k, c)| {
+                let open = !matches!(c.state, BreakerState::Closed { .. });
+                (open, c.touched, k.clone())
+            })
+            .collect();
+        order.sort_unstable();
+        let keep = self.cap - self.cap.div_ceil(10);
+        let drop = circuits.map.len() - keep;
+        for (_, _, key) in order.into_iter().take(drop) {
+            circuits.map.remove(&key);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.circuits().map.len()
     }
 }
 
@@ -185,5 +263,60 @@ mod tests {
         assert!(core.admit("zerodb|http://b", t0).is_ok(), "per origin");
         core.success("zerodb|http://a");
         assert!(core.admit("zerodb|http://a", t0).is_ok());
+    }
+
+    #[test]
+    fn circuits_of_ever_new_origins_stay_bounded_and_open_ones_are_evicted_last() {
+        let cool = Duration::from_secs(30);
+        let core = Breakers::with_limits(2, cool, 100, Duration::from_secs(600));
+        let t0 = Instant::now();
+        core.failure("zerodb|http://hot", t0);
+        core.failure("zerodb|http://hot", t0);
+        assert!(core.admit("zerodb|http://hot", t0).is_err());
+
+        for i in 0..10_000 {
+            let at = t0 + Duration::from_millis(i);
+            core.failure(&format!("zerodb|http://h{i}.example"), at);
+            assert!(core.len() <= 100, "{} circuits", core.len());
+        }
+
+        let later = t0 + Duration::from_secs(10);
+        assert!(
+            core.admit("zerodb|http://hot", later).is_err(),
+            "the open circuit outlived 10,000 closed ones"
+        );
+    }
+
+    #[test]
+    fn idle_circuits_are_forgotten() {
+        let cool = Duration::from_secs(30);
+        let core = Breakers::with_limits(5, cool, 100, Duration::from_secs(600));
+        let t0 = Instant::now();
+        for i in 0..50 {
+            core.failure(&format!("zerodb|http://h{i}.example"), t0);
+        }
+        core.failure("zerodb|http://busy", t0 + Duration::from_secs(400));
+        assert_eq!(core.len(), 51);
+
+        core.failure("zerodb|http://new", t0 + Duration::from_secs(601));
+
+        assert_eq!(
+            core.len(),
+            2,
+            "only the circuits touched in the last 10 min"
+        );
+    }
+
+    #[test]
+    fn an_open_circuit_is_not_idle_before_two_cooldowns() {
+        let cool = Duration::from_secs(3600);
+        let core = Breakers::with_limits(1, cool, 100, Duration::from_secs(60));
+        let t0 = Instant::now();
+        core.failure("zerodb|http://a", t0);
+        core.failure("zerodb|http://b", t0 + Duration::from_secs(120));
+        assert!(
+            core.admit("zerodb|http://a", t0 + Duration::from_secs(120))
+                .is_err()
+        );
     }
 }

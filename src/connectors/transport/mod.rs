@@ -1,6 +1,8 @@
 //! The one HTTP core every connector sends through.
 //!
-//! One reqwest client (redirects off, connect timeout, from `app::http_client()`), and around it:
+//! Two reqwest clients (redirects off, connect timeout, from `app::http_client_builder()`): the
+//! plain one for each platform's configured origin, and `egress`'s guarded one, which reaches
+//! only public addresses, for every other URL. Around them:
 //! - a deadline per call: every attempt, wait and body read ends by it;
 //! - bounded bodies: buffered replies are cut at `max_response_bytes`, downloads stream;
 //! - retries only for idempotent requests (GET/HEAD/PUT/DELETE, or a POST the operation marks
@@ -45,6 +47,7 @@ pub use self::request::{Auth, Body, ProviderRequest, Reply, SendOptions};
 pub use self::retry::wait_hint;
 use self::retry::{DEFAULT_RATE_LIMIT_WAIT, full_jitter};
 pub use self::scrub::{Scrubber, sanitize};
+use super::egress::{self, Egress, Route};
 use crate::body::{ReadError, read_limited};
 use crate::domain::Platform;
 use crate::error::Error;
@@ -88,9 +91,13 @@ impl Default for HttpPolicy {
     }
 }
 
-/// The shared core: one client, one policy, the breakers of every platform.
+/// The shared core: the clients, one policy, the breakers of every platform.
 pub struct HttpCore {
+    /// Sends to the platforms' configured origins (and everywhere when private hosts are
+    /// allowed).
     client: reqwest::Client,
+    /// Picks the client of every other URL.
+    egress: Egress,
     policy: HttpPolicy,
     breakers: Breakers,
 }
@@ -102,6 +109,13 @@ struct Outbound<'a> {
     req: &'a ProviderRequest,
     auth: Option<&'a Auth>,
     deadline: Instant,
+}
+
+/// An `Outbound` with the client `Egress` chose for it.
+#[derive(Clone, Copy)]
+struct Routed<'a> {
+    out: Outbound<'a>,
+    client: &'a reqwest::Client,
 }
 
 /// A failed attempt, with what the retry decision needs.
@@ -204,13 +218,20 @@ impl Mode for Streaming {
 }
 
 impl HttpCore {
-    pub fn new(client: reqwest::Client, policy: HttpPolicy) -> Self {
+    pub fn new(client: reqwest::Client, egress: Egress, policy: HttpPolicy) -> Self {
         let breakers = Breakers::new(policy.breaker_threshold, policy.breaker_cooldown);
         Self {
             client,
+            egress,
             policy,
             breakers,
         }
+    }
+
+    /// BASE_URL_NOT_ALLOWED when `platform` may not send to `url` (an internal IP literal or
+    /// `localhost` off the configured origin), as the core would answer when sending.
+    pub fn check_destination(&self, platform: Platform, url: &reqwest::Url) -> Result<(), Error> {
+        self.egress.route(platform, url).map(|_| ())
     }
 
     pub fn policy(&self) -> &HttpPolicy {
@@ -268,6 +289,12 @@ impl HttpCore {
             deadline,
             ..
         } = out;
+        // Refused before the breaker: no provider was involved.
+        let client = match self.egress.route(platform, &req.url)? {
+            Route::Plain => &self.client,
+            Route::Guarded(client) => client,
+        };
+        let routed = Routed { out, client };
         let key = breaker_key(platform, &req.url);
         let max_attempts = if opts.retries {
             self.policy.max_attempts.max(1)
@@ -286,7 +313,7 @@ impl HttpCore {
             if let Err(wait) = self.breakers.admit(&key, now) {
                 return Err(last.unwrap_or_else(|| circuit_open(platform, wait)));
             }
-            let failed = match self.attempt(out, &key, mode).await {
+            let failed = match self.attempt(routed, &key, mode).await {
                 Ok(out) => return Ok(out),
                 Err(failed) => failed,
             };
@@ -312,20 +339,23 @@ impl HttpCore {
     /// One attempt: sends, records it, feeds the breaker and classifies the outcome.
     async fn attempt<M: Mode>(
         &self,
-        out: Outbound<'_>,
+        routed: Routed<'_>,
         key: &str,
         mode: M,
     ) -> Result<M::Out, Failed> {
-        let Outbound {
-            platform,
-            req,
-            auth,
-            deadline,
-        } = out;
+        let Routed {
+            out:
+                Outbound {
+                    platform,
+                    req,
+                    auth,
+                    deadline,
+                },
+            client,
+        } = routed;
         let started = std::time::Instant::now();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut builder = self
-            .client
+        let mut builder = client
             .request(req.method.clone(), req.url.clone())
             .headers(req.headers.clone())
             .timeout(mode.exchange_timeout(&self.policy, remaining));
@@ -341,6 +371,11 @@ impl HttpCore {
         };
         let resp = match tokio::time::timeout_at(deadline, builder.send()).await {
             Ok(Ok(resp)) => resp,
+            Ok(Err(e)) if egress::refused_by_resolver(&e) => {
+                // Nothing was sent, and the provider is not at fault: no retry, no breaker.
+                record(platform, "not_allowed", started);
+                return Err(Failed::new(egress::not_allowed(platform), None, false));
+            }
             Ok(Err(e)) if e.is_connect() && !e.is_timeout() => {
                 // The request never left (connect or TLS failure): safe to retry whatever the
                 // method.

@@ -18,6 +18,7 @@ mod outlook;
 mod proxy;
 mod seeded;
 mod slack;
+mod ssrf;
 mod test_integration;
 mod zerodb;
 mod zerovoice;

@@ -1,6 +1,7 @@
 //! Zoom: every operation against the fake over gRPC, `next_page_token` paging, recording files
-//! streamed by Download (and only from Zoom's hosts), the transcript as text, and the OAuth
-//! paths: a 401 refreshes once and retries, an expired token is refreshed before the call.
+//! streamed by Download (only from Zoom's hosts and recording paths), the transcript as text,
+//! and the OAuth paths: a 401 refreshes once and retries, an expired token is refreshed before
+//! the call.
 
 use std::time::Duration;
 
@@ -425,6 +426,59 @@ async fn download_recording_refuses_urls_off_zoom_without_calling_anyone() {
         assert_eq!(violated_fields(&err), vec!["params.download_url"], "{url}");
     }
     assert_eq!(rig.fake.count(), 0);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn download_recording_sends_the_token_to_no_other_zoom_path() {
+    let rig = rig().await;
+
+    for path in [
+        "/v2/users/me",
+        "/oauth/token",
+        "/rec/download%2F..%2F..%2Fv2%2Fusers%2Fme",
+    ] {
+        let err = rig
+            .download(
+                "zoom.download_recording",
+                json!({"download_url": rig.fake.url(path)}),
+            )
+            .await
+            .unwrap_err();
+
+        assert_eq!(violated_fields(&err), vec!["params.download_url"], "{path}");
+    }
+    assert_eq!(rig.fake.count(), 0, "the token went nowhere");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_download_url_on_another_host_never_receives_the_token() {
+    let rig = rig().await;
+    let elsewhere = zoom::start().await;
+
+    let err = rig
+        .download(
+            "zoom.download_recording",
+            json!({"download_url": elsewhere.url("/rec/download/f-mp4")}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), vec!["params.download_url"]);
+
+    // The same URL in Zoom's own answer.
+    let listed = json!({"uuid": "4444AAAiAAAAAiAiAiiAii==", "recording_files": [
+        {"id": "f-vtt", "file_type": "TRANSCRIPT",
+         "download_url": elsewhere.url("/rec/download/f-vtt")}]});
+    rig.fake.then(Scripted::status(200, listed.to_string()));
+    let err = rig
+        .invoke("zoom.get_transcript", json!({"meeting_id": MEETING}))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "PROVIDER_BAD_RESPONSE");
+
+    assert_eq!(elsewhere.count(), 0, "the other host heard nothing");
+    assert_eq!(rig.fake.count(), 1, "only the recording lookup");
     rig.stop().await;
 }
 
