@@ -19,6 +19,9 @@ use uuid::Uuid;
 
 use crate::helpers::{self, TestApp, authed, drop_db, spawn_app, spawn_app_with};
 
+mod unopenable;
+mod workspace;
+
 fn request(
     platform: Platform,
     credentials: &[(&str, &str)],
