@@ -203,14 +203,12 @@ pub async fn delete_all(conn: &mut PgConnection, integration: IntegrationId) -> 
 /// How many credential rows are sealed under a key other than the active one, or with an older
 /// AAD version.
 pub async fn count_needing_rewrap(pool: &PgPool, keyring: &KeyRing) -> Result<i64, Error> {
-    let n: i64 = sqlx::query_scalar(
+    sealed::count_needing_rewrap(
+        pool,
+        keyring,
         "SELECT count(*) FROM credentials WHERE key_id <> $1 OR aad_version <> $2",
     )
-    .bind(keyring.active_id().as_str())
-    .bind(AadVersion::CURRENT.as_column())
-    .fetch_one(pool)
-    .await?;
-    Ok(n)
+    .await
 }
 
 /// Where a credentials rewrap goes on from: the last (integration, field) it saw.

@@ -178,27 +178,15 @@ pub async fn delete_stale(exec: impl PgExecutor<'_>) -> Result<u64, Error> {
 
 /// How many sealed verifiers are under a key other than the active one, or an older AAD version.
 pub async fn count_needing_rewrap(pool: &PgPool, keyring: &KeyRing) -> Result<i64, Error> {
-    let n: i64 = sqlx::query_scalar(
+    sealed::count_needing_rewrap(
+        pool,
+        keyring,
         "SELECT count(*) FROM oauth_states
          WHERE verifier_key_id IS NOT NULL AND verifier_nonce IS NOT NULL
            AND verifier_ciphertext IS NOT NULL
            AND (verifier_key_id <> $1 OR verifier_aad_version <> $2)",
     )
-    .bind(keyring.active_id().as_str())
-    .bind(AadVersion::CURRENT.as_column())
-    .fetch_one(pool)
-    .await?;
-    Ok(n)
-}
-
-#[derive(sqlx::FromRow)]
-struct SealedVerifier {
-    id: Uuid,
-    workspace_id: Uuid,
-    verifier_key_id: String,
-    verifier_aad_version: i16,
-    verifier_nonce: Vec<u8>,
-    verifier_ciphertext: Vec<u8>,
+    .await
 }
 
 /// Re-seals up to `batch` verifiers of states after `after` (by id) under the active key and the
@@ -211,49 +199,24 @@ pub async fn rewrap_batch(
     after: Option<Uuid>,
     batch: i64,
 ) -> Result<RewrapBatch<Uuid>, Error> {
-    let mut tx = pool.begin().await?;
-    let rows: Vec<SealedVerifier> = sqlx::query_as(
-        "SELECT id, workspace_id, verifier_key_id, verifier_aad_version, verifier_nonce,
-                verifier_ciphertext
+    let select = "SELECT id, workspace_id, verifier_key_id AS key_id,
+                verifier_aad_version AS aad_version, verifier_nonce AS nonce,
+                verifier_ciphertext AS ciphertext
          FROM oauth_states
          WHERE verifier_key_id IS NOT NULL AND verifier_nonce IS NOT NULL
            AND verifier_ciphertext IS NOT NULL
            AND (verifier_key_id <> $1 OR verifier_aad_version <> $2)
            AND ($3::uuid IS NULL OR id > $3)
-         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED",
+         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED";
+    let update = "UPDATE oauth_states SET verifier_key_id = $3, verifier_aad_version = $4,
+             verifier_nonce = $5, verifier_ciphertext = $6
+         WHERE id = $1 AND workspace_id = $2";
+    sealed::rewrap_by_id(
+        pool,
+        keyring,
+        (after, batch),
+        (select, update),
+        SealContext::pkce_verifier,
     )
-    .bind(keyring.active_id().as_str())
-    .bind(AadVersion::CURRENT.as_column())
-    .bind(after)
-    .bind(batch)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut done = RewrapBatch::new();
-    for row in &rows {
-        let ctx = SealContext::pkce_verifier(WorkspaceId(row.workspace_id), row.id);
-        let stored = (
-            row.verifier_key_id.as_str(),
-            row.verifier_aad_version,
-            row.verifier_nonce.as_slice(),
-            row.verifier_ciphertext.as_slice(),
-        );
-        let Some(sealed) = done.reseal(keyring, &ctx, stored) else {
-            continue;
-        };
-        sqlx::query(
-            "UPDATE oauth_states SET verifier_key_id = $2, verifier_aad_version = $3,
-                 verifier_nonce = $4, verifier_ciphertext = $5
-             WHERE id = $1",
-        )
-        .bind(row.id)
-        .bind(sealed.key_id.as_str())
-        .bind(sealed.aad.as_column())
-        .bind(&sealed.nonce)
-        .bind(&sealed.ciphertext)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    done.last = rows.last().map(|r| r.id);
-    Ok(done)
+    .await
 }

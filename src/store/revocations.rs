@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::sealed::{self, RewrapBatch};
 use crate::domain::{IntegrationId, WorkspaceId};
 use crate::error::Error;
-use crate::secrets::{AadVersion, KeyRing, KeyringError, SealContext, Sealed};
+use crate::secrets::{KeyRing, KeyringError, SealContext, Sealed};
 
 pub struct NewPending<'a> {
     pub id: Uuid,
@@ -128,81 +128,39 @@ pub async fn retry_later(
 
 /// How many queued tokens are under a key other than the active one, or an older AAD version.
 pub async fn count_needing_rewrap(pool: &PgPool, keyring: &KeyRing) -> Result<i64, Error> {
-    let n: i64 = sqlx::query_scalar(
+    sealed::count_needing_rewrap(
+        pool,
+        keyring,
         "SELECT count(*) FROM pending_revocations WHERE key_id <> $1 OR aad_version <> $2",
     )
-    .bind(keyring.active_id().as_str())
-    .bind(AadVersion::CURRENT.as_column())
-    .fetch_one(pool)
-    .await?;
-    Ok(n)
-}
-
-#[derive(sqlx::FromRow)]
-struct SealedToken {
-    id: Uuid,
-    /// The row's, else its integration's (v1 rows queued before workspaces were recorded).
-    workspace_id: Option<Uuid>,
-    key_id: String,
-    aad_version: i16,
-    nonce: Vec<u8>,
-    ciphertext: Vec<u8>,
+    .await
 }
 
 /// Re-seals up to `batch` queued tokens after `after` (by id) under the active key and the
 /// current AAD version, as `credentials::rewrap_batch` does, and records the workspace on rows
-/// that lacked it. A row whose integration is gone has no workspace to bind to: it stays v1
-/// (it still opens) and is counted as left.
+/// that lacked it (v1 rows queued before workspaces were recorded take their integration's). A
+/// row whose integration is gone has no workspace to bind to: it stays v1 (it still opens) and
+/// is counted as left.
 pub async fn rewrap_batch(
     pool: &PgPool,
     keyring: &KeyRing,
     after: Option<Uuid>,
     batch: i64,
 ) -> Result<RewrapBatch<Uuid>, Error> {
-    let mut tx = pool.begin().await?;
-    let rows: Vec<SealedToken> = sqlx::query_as(
-        "SELECT p.id, coalesce(p.workspace_id, i.workspace_id) AS workspace_id, p.key_id,
-                p.aad_version, p.nonce, p.ciphertext
+    let select = "SELECT p.id, coalesce(p.workspace_id, i.workspace_id) AS workspace_id,
+                p.key_id, p.aad_version, p.nonce, p.ciphertext
          FROM pending_revocations p LEFT JOIN integrations i ON i.id = p.integration_id
          WHERE (p.key_id <> $1 OR p.aad_version <> $2) AND ($3::uuid IS NULL OR p.id > $3)
-         ORDER BY p.id LIMIT $4 FOR UPDATE OF p SKIP LOCKED",
+         ORDER BY p.id LIMIT $4 FOR UPDATE OF p SKIP LOCKED";
+    let update = "UPDATE pending_revocations SET workspace_id = $2, key_id = $3, aad_version = $4,
+             nonce = $5, ciphertext = $6
+         WHERE id = $1";
+    sealed::rewrap_by_id(
+        pool,
+        keyring,
+        (after, batch),
+        (select, update),
+        SealContext::pending_revocation,
     )
-    .bind(keyring.active_id().as_str())
-    .bind(AadVersion::CURRENT.as_column())
-    .bind(after)
-    .bind(batch)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut done = RewrapBatch::new();
-    for row in &rows {
-        let Some(workspace) = row.workspace_id else {
-            continue;
-        };
-        let ctx = SealContext::pending_revocation(WorkspaceId(workspace), row.id);
-        let stored = (
-            row.key_id.as_str(),
-            row.aad_version,
-            row.nonce.as_slice(),
-            row.ciphertext.as_slice(),
-        );
-        let Some(sealed) = done.reseal(keyring, &ctx, stored) else {
-            continue;
-        };
-        sqlx::query(
-            "UPDATE pending_revocations SET workspace_id = $2, key_id = $3, aad_version = $4,
-                 nonce = $5, ciphertext = $6
-             WHERE id = $1",
-        )
-        .bind(row.id)
-        .bind(workspace)
-        .bind(sealed.key_id.as_str())
-        .bind(sealed.aad.as_column())
-        .bind(&sealed.nonce)
-        .bind(&sealed.ciphertext)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    done.last = rows.last().map(|r| r.id);
-    Ok(done)
+    .await
 }
