@@ -8,8 +8,9 @@ use founderhouse_integrations::api::auth::mint_token;
 use founderhouse_integrations::app::App;
 use founderhouse_integrations::config::{Cli, Command, KeysCommand};
 use founderhouse_integrations::domain::Role;
-use founderhouse_integrations::secrets::KeyRing;
+use founderhouse_integrations::secrets::{AadVersion, KeyRing};
 use founderhouse_integrations::service::System;
+use founderhouse_integrations::service::system::SealedTable;
 use founderhouse_integrations::store::Database;
 use founderhouse_integrations::telemetry;
 
@@ -63,19 +64,53 @@ async fn main() -> anyhow::Result<()> {
             let db = Database::connect(config.database_url.expose(), &config.pool).await?;
             let active = config.keyring.active_id().as_str().to_owned();
             let system = System::new(db, Arc::new(config.keyring));
-            let total = system.credentials_to_rewrap().await?;
-            println!("{total} credential(s) to rewrap under key {active}");
-            let report = system
-                .rewrap(batch, |done| println!("rewrapped {done}/{total}"))
-                .await?;
+            let mut counts = Vec::new();
+            for table in SealedTable::ALL {
+                counts.push(format!(
+                    "{} {}",
+                    table.as_str(),
+                    system.to_rewrap(table).await?
+                ));
+            }
             println!(
-                "done: {} rewrapped, {} left under other keys",
-                report.rewrapped, report.left
+                "to rewrap under key {active} with aad v{}: {}",
+                AadVersion::CURRENT.as_column(),
+                counts.join(", ")
             );
-            if report.left > 0 {
+            let report = system
+                .rewrap(batch, |t| {
+                    let unopenable = match t.unopenable {
+                        0 => String::new(),
+                        n => format!(", {n} could not be opened"),
+                    };
+                    println!(
+                        "{}: rewrapped {}/{}{unopenable}",
+                        t.table.as_str(),
+                        t.rewrapped,
+                        t.to_rewrap
+                    );
+                })
+                .await?;
+            for t in &report.tables {
+                println!(
+                    "{}: {} rewrapped, {} could not be opened, {} left",
+                    t.table.as_str(),
+                    t.rewrapped,
+                    t.unopenable,
+                    t.left
+                );
+            }
+            // Rows that do not open stay as they are whatever we do; the log names each.
+            let unopenable: u64 = report.tables.iter().map(|t| t.unopenable).sum();
+            if unopenable > 0 {
+                println!(
+                    "{unopenable} row(s) could not be opened (key removed or value tampered with); the log names them"
+                );
+            }
+            let left = report.left_movable();
+            if left > 0 {
                 anyhow::bail!(
-                    "{} credential(s) are still under other keys (locked by a concurrent rewrap?)",
-                    report.left
+                    "{left} row(s) are still to rewrap (locked by a concurrent rewrap?); run it again"
                 );
             }
             Ok(())

@@ -1,5 +1,7 @@
 //! The AES-256-GCM key ring that seals credential fields at rest.
 
+mod aad;
 mod keyring;
 
-pub use keyring::{KeyId, KeyRing, KeyringError, SealContext, Sealed};
+pub use aad::{AadVersion, SealContext};
+pub use keyring::{KeyId, KeyRing, KeyringError, Sealed};

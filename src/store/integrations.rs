@@ -109,8 +109,8 @@ pub async fn get_opened(
     let rows: Vec<RowWithSealed> = sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        ", c.field AS c_field, c.key_id AS c_key_id, c.nonce AS c_nonce, \
-         c.ciphertext AS c_ciphertext \
+        ", c.field AS c_field, c.key_id AS c_key_id, c.aad_version AS c_aad_version, \
+         c.nonce AS c_nonce, c.ciphertext AS c_ciphertext \
          FROM integrations i LEFT JOIN credentials c ON c.integration_id = i.id \
          WHERE i.workspace_id = $1 AND i.id = $2"
     ))
@@ -123,9 +123,11 @@ pub async fn get_opened(
         return Ok(None);
     };
     let mut opened = super::credentials::Opened::new();
-    first.sealed.open_into(id, keyring, &mut opened)?;
+    first
+        .sealed
+        .open_into(workspace, id, keyring, &mut opened)?;
     for r in rows {
-        r.sealed.open_into(id, keyring, &mut opened)?;
+        r.sealed.open_into(workspace, id, keyring, &mut opened)?;
     }
     Ok(Some((Integration::try_from(first.row)?, opened)))
 }

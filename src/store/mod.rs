@@ -7,6 +7,7 @@ pub mod health;
 pub mod integrations;
 pub mod oauth_states;
 pub mod revocations;
+pub mod sealed;
 pub mod workspaces;
 
 pub use db::Database;

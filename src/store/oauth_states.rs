@@ -1,12 +1,13 @@
 //! The `oauth_states` table: one row per started authorization, used up by its callback.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::sealed::{self, RewrapBatch};
 use crate::domain::{Role, UserId, WorkspaceId};
 use crate::error::Error;
-use crate::secrets::{KeyId, Sealed};
+use crate::secrets::{AadVersion, KeyRing, KeyringError, SealContext, Sealed};
 
 pub struct NewState<'a> {
     pub id: Uuid,
@@ -25,8 +26,9 @@ pub struct NewState<'a> {
 pub async fn insert(exec: impl PgExecutor<'_>, s: &NewState<'_>) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO oauth_states (state_hash, id, workspace_id, user_id, user_role, provider, platform,
-             verifier_key_id, verifier_nonce, verifier_ciphertext, return_to, redirect_uri, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             verifier_key_id, verifier_nonce, verifier_ciphertext, return_to, redirect_uri, expires_at,
+             verifier_aad_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(s.hash)
     .bind(s.id)
@@ -41,6 +43,7 @@ pub async fn insert(exec: impl PgExecutor<'_>, s: &NewState<'_>) -> Result<(), E
     .bind(s.return_to)
     .bind(s.redirect_uri)
     .bind(s.expires_at)
+    .bind(s.verifier.map_or(AadVersion::CURRENT, |v| v.aad).as_column())
     .execute(exec)
     .await?;
     Ok(())
@@ -55,6 +58,7 @@ struct Row {
     provider: String,
     platform: String,
     verifier_key_id: Option<String>,
+    verifier_aad_version: i16,
     verifier_nonce: Option<Vec<u8>>,
     verifier_ciphertext: Option<Vec<u8>>,
     return_to: Option<String>,
@@ -73,6 +77,7 @@ pub struct StateRow {
     pub provider: String,
     pub platform: String,
     verifier_key_id: Option<String>,
+    verifier_aad_version: i16,
     verifier_nonce: Option<Vec<u8>>,
     verifier_ciphertext: Option<Vec<u8>>,
     pub return_to: Option<String>,
@@ -100,6 +105,7 @@ impl TryFrom<Row> for StateRow {
             provider: r.provider,
             platform: r.platform,
             verifier_key_id: r.verifier_key_id,
+            verifier_aad_version: r.verifier_aad_version,
             verifier_nonce: r.verifier_nonce,
             verifier_ciphertext: r.verifier_ciphertext,
             return_to: r.return_to,
@@ -112,19 +118,25 @@ impl TryFrom<Row> for StateRow {
 
 impl StateRow {
     /// The sealed PKCE verifier, when the flow used PKCE.
-    pub fn verifier(&self) -> Result<Option<Sealed>, Error> {
+    ///
+    /// # Errors
+    /// Stored columns that do not parse (key id, AAD version): the row does not open.
+    pub fn verifier(&self) -> Result<Option<Sealed>, KeyringError> {
         match (
             &self.verifier_key_id,
             &self.verifier_nonce,
             &self.verifier_ciphertext,
         ) {
-            (Some(k), Some(n), Some(c)) => Ok(Some(Sealed {
-                key_id: KeyId::parse(k).map_err(Error::internal)?,
-                nonce: n.clone(),
-                ciphertext: c.clone(),
-            })),
+            (Some(k), Some(n), Some(c)) => {
+                sealed::from_columns(k, self.verifier_aad_version, n, c).map(Some)
+            }
             _ => Ok(None),
         }
+    }
+
+    /// What the verifier's AAD binds it to: this state and its workspace.
+    pub fn verifier_context(&self) -> SealContext<'static> {
+        SealContext::pkce_verifier(WorkspaceId(self.workspace_id), self.id)
     }
 }
 
@@ -136,7 +148,7 @@ pub async fn get_for_update(
 ) -> Result<Option<StateRow>, Error> {
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, workspace_id, user_id, user_role, provider, platform, verifier_key_id,
-                verifier_nonce, verifier_ciphertext, return_to, redirect_uri,
+                verifier_aad_version, verifier_nonce, verifier_ciphertext, return_to, redirect_uri,
                 expires_at <= now() AS expired, consumed_at IS NOT NULL AS consumed
          FROM oauth_states WHERE state_hash = $1 FOR UPDATE",
     )
@@ -162,4 +174,49 @@ pub async fn delete_stale(exec: impl PgExecutor<'_>) -> Result<u64, Error> {
         .execute(exec)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// How many sealed verifiers are under a key other than the active one, or an older AAD version.
+pub async fn count_needing_rewrap(pool: &PgPool, keyring: &KeyRing) -> Result<i64, Error> {
+    sealed::count_needing_rewrap(
+        pool,
+        keyring,
+        "SELECT count(*) FROM oauth_states
+         WHERE verifier_key_id IS NOT NULL AND verifier_nonce IS NOT NULL
+           AND verifier_ciphertext IS NOT NULL
+           AND (verifier_key_id <> $1 OR verifier_aad_version <> $2)",
+    )
+    .await
+}
+
+/// Re-seals up to `batch` verifiers of states after `after` (by id) under the active key and the
+/// current AAD version, as `credentials::rewrap_batch` does. Every state with a verifier is
+/// rewrapped, spent ones too: they are deleted a day after expiry anyway, and a rewrap that
+/// reports nothing left means the old key opens nothing here.
+pub async fn rewrap_batch(
+    pool: &PgPool,
+    keyring: &KeyRing,
+    after: Option<Uuid>,
+    batch: i64,
+) -> Result<RewrapBatch<Uuid>, Error> {
+    let select = "SELECT id, workspace_id, verifier_key_id AS key_id,
+                verifier_aad_version AS aad_version, verifier_nonce AS nonce,
+                verifier_ciphertext AS ciphertext
+         FROM oauth_states
+         WHERE verifier_key_id IS NOT NULL AND verifier_nonce IS NOT NULL
+           AND verifier_ciphertext IS NOT NULL
+           AND (verifier_key_id <> $1 OR verifier_aad_version <> $2)
+           AND ($3::uuid IS NULL OR id > $3)
+         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED";
+    let update = "UPDATE oauth_states SET verifier_key_id = $3, verifier_aad_version = $4,
+             verifier_nonce = $5, verifier_ciphertext = $6
+         WHERE id = $1 AND workspace_id = $2";
+    sealed::rewrap_by_id(
+        pool,
+        keyring,
+        (after, batch),
+        (select, update),
+        SealContext::pkce_verifier,
+    )
+    .await
 }

@@ -1,4 +1,5 @@
-//! The real binary: `serve` with graceful SIGTERM, `migrate`, `token`, `keys generate`, `--help`.
+//! The real binary: `serve` with graceful SIGTERM, `migrate`, `token`, `keys generate`,
+//! `keys rewrap` over every sealed table, `--help`.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -8,9 +9,10 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
-use founderhouse_integrations::proto::ListIntegrationsRequest;
+use founderhouse_integrations::domain::{Role, WorkspaceId};
 use founderhouse_integrations::proto::integration_service_client::IntegrationServiceClient;
-use founderhouse_integrations::secrets::KeyRing;
+use founderhouse_integrations::proto::{ListIntegrationsRequest, RevokeIntegrationRequest};
+use founderhouse_integrations::secrets::{AadVersion, KeyId, KeyRing, SealContext, Sealed};
 use founderhouse_integrations::store::db::MIGRATOR;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -365,4 +367,229 @@ async fn help_never_shows_the_database_password_set_in_the_environment() {
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("[env: FH_DATABASE_URL"), "{help}");
     assert!(!help.contains(&password), "the database password is shown");
+}
+
+/// Row id, workspace, key id, nonce, ciphertext.
+type SealedRow = (Uuid, Uuid, String, Vec<u8>, Vec<u8>);
+
+/// A sealed value as stored, for opening it with a given ring after the binary ran.
+fn stored(key_id: &str, nonce: Vec<u8>, ciphertext: Vec<u8>) -> Sealed {
+    Sealed {
+        key_id: KeyId::parse(key_id).expect("a stored key id"),
+        aad: AadVersion::V2,
+        nonce,
+        ciphertext,
+    }
+}
+
+#[tokio::test]
+async fn keys_rewrap_moves_rows_of_every_sealed_table_and_counts_and_skips_those_whose_key_is_gone()
+{
+    use crate::oauth::{Flavour, connect_ok, oauth_client, rig, start};
+
+    let (app, fake) = rig(Flavour::Google).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        fake.sign_in_as(&format!("sub-{n}"));
+        ids.push(connect_ok(&app, &fake).await.id);
+    }
+    // Two revocations the provider cannot take now are queued, sealed.
+    fake.fail_revocation(Some(503));
+    for id in &ids[..2] {
+        oauth_client(&app)
+            .await
+            .revoke_integration(authed(
+                RevokeIntegrationRequest { name: id.clone() },
+                &app.token(Role::Admin),
+            ))
+            .await
+            .expect("revokes locally");
+    }
+    // Two flows started and not finished: their PKCE verifiers are sealed.
+    for _ in 0..2 {
+        start(&app, Flavour::Google, "", &app.token(Role::Member))
+            .await
+            .expect("starts");
+    }
+    let pool = app.pool().await;
+    let kept = Uuid::parse_str(&ids[2]).unwrap();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let credentials = count("SELECT count(*) FROM credentials").await;
+    let states = count("SELECT count(*) FROM oauth_states WHERE verifier_key_id IS NOT NULL").await;
+    assert!(credentials >= 2, "{credentials} credential fields");
+    assert_eq!(count("SELECT count(*) FROM pending_revocations").await, 2);
+    assert_eq!(states, 5, "three spent flows, two live ones");
+
+    // One row of each table names a key the ring no longer has.
+    let removed = [
+        "UPDATE credentials SET key_id = 'removed'
+         WHERE (integration_id, field) = (SELECT integration_id, min(field) FROM credentials
+                                          GROUP BY integration_id LIMIT 1)",
+        "UPDATE pending_revocations SET key_id = 'removed'
+         WHERE id = (SELECT min(id::text)::uuid FROM pending_revocations)",
+        "UPDATE oauth_states SET verifier_key_id = 'removed'
+         WHERE id = (SELECT min(id::text)::uuid FROM oauth_states WHERE consumed_at IS NULL)",
+    ];
+    for sql in removed {
+        let done = sqlx::query(sql).execute(&pool).await.unwrap();
+        assert_eq!(done.rows_affected(), 1, "{sql}");
+    }
+
+    let k2 = format!("rotated2:{}", key_material(&KeyRing::generate_entry()));
+    let data_dir = TempDir::new();
+    let mut cmd = bin();
+    cmd.args(["keys", "rewrap", "--batch", "2"])
+        .env("FH_DATABASE_URL", &app.db_url)
+        .env("FH_ENCRYPTION_KEYS", format!("{},{k2}", app.keys))
+        .env("FH_DATA_DIR", data_dir.path())
+        .env("FH_LOG", "info")
+        .env("FH_LOG_FORMAT", "json");
+    let output = run(cmd).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "rewrap failed: {stdout}\n{stderr}");
+
+    let summary: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.contains(": rewrapped "))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            format!(
+                "to rewrap under key rotated2 with aad v2: credentials {credentials}, pending_revocations 2, oauth_states {states}"
+            ),
+            format!(
+                "credentials: {} rewrapped, 1 could not be opened, 1 left",
+                credentials - 1
+            ),
+            "pending_revocations: 1 rewrapped, 1 could not be opened, 1 left".to_owned(),
+            format!(
+                "oauth_states: {} rewrapped, 1 could not be opened, 1 left",
+                states - 1
+            ),
+            "3 row(s) could not be opened (key removed or value tampered with); the log names them"
+                .to_owned(),
+        ],
+        "{stdout}"
+    );
+    let logs: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let skipped: Vec<&str> = logs
+        .iter()
+        .filter(|l| l["message"] == "a sealed value does not open; skipped and left as it is")
+        .map(|l| {
+            assert_eq!(l["level"], "WARN");
+            assert_eq!(l["key_id"], "removed", "{l}");
+            l["table"].as_str().expect("the table is named")
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        ["credentials", "pending_revocations", "oauth_states"]
+    );
+    let finished: Vec<(String, u64, u64)> = logs
+        .iter()
+        .filter(|l| l["message"] == "rewrap of a table finished")
+        .map(|l| {
+            let n = |f: &str| l[f].as_u64().expect("a count");
+            (
+                l["table"].as_str().unwrap().to_owned(),
+                n("rewrapped"),
+                n("unopenable"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            ("credentials".to_owned(), credentials as u64 - 1, 1),
+            ("pending_revocations".to_owned(), 1, 1),
+            ("oauth_states".to_owned(), states as u64 - 1, 1),
+        ]
+    );
+    for (name, secret) in fake.secrets() {
+        assert!(
+            !stdout.contains(&secret) && !stderr.contains(&secret),
+            "the {name} is in the output"
+        );
+    }
+    assert!(!stderr.contains(key_material(&k2)) && !stdout.contains(key_material(&k2)));
+
+    // Everything but the skipped rows is now under rotated2, v2, and opens with it alone.
+    let only_k2 = KeyRing::parse(&k2, None).expect("k2 parses");
+    let by_key: Vec<(String, i16, i64)> = sqlx::query_as(
+        "SELECT key_id, aad_version, count(*) FROM (
+             SELECT key_id, aad_version FROM credentials
+             UNION ALL SELECT key_id, aad_version FROM pending_revocations
+             UNION ALL SELECT verifier_key_id, verifier_aad_version FROM oauth_states
+                 WHERE verifier_key_id IS NOT NULL) t
+         GROUP BY key_id, aad_version ORDER BY key_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let moved = credentials + 1 + states - 2;
+    assert_eq!(
+        by_key,
+        [
+            ("removed".to_owned(), 2, 3),
+            ("rotated2".to_owned(), 2, moved)
+        ]
+    );
+    let revocations: Vec<SealedRow> = sqlx::query_as(
+        "SELECT id, workspace_id, key_id, nonce, ciphertext FROM pending_revocations
+         WHERE key_id = 'rotated2'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (id, workspace, key, nonce, ciphertext) in revocations {
+        let ctx = SealContext::pending_revocation(WorkspaceId(workspace), id);
+        let token = only_k2
+            .open_string(&ctx, &stored(&key, nonce, ciphertext))
+            .expect("a queued token opens under the new key");
+        assert!(
+            fake.secrets().iter().any(|(_, s)| s == token.expose()),
+            "it is a token the provider issued"
+        );
+    }
+    let verifiers: Vec<SealedRow> = sqlx::query_as(
+        "SELECT id, workspace_id, verifier_key_id, verifier_nonce, verifier_ciphertext
+         FROM oauth_states WHERE verifier_key_id = 'rotated2'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(verifiers.len() as i64, states - 1);
+    for (id, workspace, key, nonce, ciphertext) in verifiers {
+        let ctx = SealContext::pkce_verifier(WorkspaceId(workspace), id);
+        only_k2
+            .open_string(&ctx, &stored(&key, nonce, ciphertext))
+            .expect("a verifier opens under the new key");
+    }
+    let fields: Vec<String> = sqlx::query_scalar(
+        "SELECT field FROM credentials WHERE integration_id = $1 AND key_id = 'rotated2'",
+    )
+    .bind(kept)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(fields.len() as i64, credentials - 1, "{fields:?}");
+    pool.close().await;
+    app.stop().await;
+}
+
+fn key_material(entry: &str) -> &str {
+    entry.split_once(':').expect("entry is <id>:<base64>").1
 }

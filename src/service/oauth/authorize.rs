@@ -191,10 +191,7 @@ impl OAuth {
             .as_ref()
             .map(|v| {
                 self.inner.keyring.seal(
-                    &SealContext {
-                        integration_id: state_id,
-                        field: "pkce_verifier",
-                    },
+                    &SealContext::pkce_verifier(caller.workspace_id, state_id),
                     v.expose().as_bytes(),
                 )
             })
@@ -350,22 +347,19 @@ impl OAuth {
             .as_ref()
             .filter(|c| !c.expose().is_empty())
             .ok_or(CallbackError::MissingCode)?;
-        let verifier = match row.verifier() {
-            Ok(Some(sealed)) => Some(
-                self.inner
-                    .keyring
-                    .open_string(
-                        &SealContext {
-                            integration_id: row.id,
-                            field: "pkce_verifier",
-                        },
-                        &sealed,
-                    )
-                    .map_err(|_| CallbackError::ServerError)?,
-            ),
-            Ok(None) => None,
-            Err(_) => return Err(CallbackError::ServerError),
-        };
+        // A verifier that does not open (key removed, row tampered with or moved to another
+        // workspace) ends this flow with a clean error; the state is already used up.
+        let verifier = row
+            .verifier()
+            .and_then(|sealed| {
+                sealed
+                    .map(|s| self.inner.keyring.open_string(&row.verifier_context(), &s))
+                    .transpose()
+            })
+            .map_err(|e| {
+                tracing::warn!(request_id = %rid, state_id = %row.id, provider = %row.provider, error = %e, "the sealed pkce verifier of an oauth state does not open");
+                CallbackError::ServerError
+            })?;
         let tokens = client::exchange(
             &self.inner.http,
             p,

@@ -13,7 +13,7 @@ use crate::oauth::Provider;
 use crate::oauth::catalogue::Revocation;
 use crate::oauth::client::{self, Revoked};
 use crate::oauth::slack;
-use crate::secrets::SealContext;
+use crate::secrets::{KeyringError, SealContext};
 use crate::service::Sweep;
 use crate::store;
 
@@ -187,10 +187,7 @@ impl OAuth {
             .inner
             .keyring
             .seal(
-                &SealContext {
-                    integration_id: id,
-                    field: REVOCATION_FIELD,
-                },
+                &SealContext::pending_revocation(integration.workspace_id, id),
                 token.expose().as_bytes(),
             )
             .map_err(Error::internal)?;
@@ -198,6 +195,7 @@ impl OAuth {
             &self.inner.db,
             &store::revocations::NewPending {
                 id,
+                workspace: integration.workspace_id,
                 integration: integration.id,
                 provider: p.id.as_str(),
                 method: method.as_str(),
@@ -211,7 +209,8 @@ impl OAuth {
 
     /// The revocation-retry job: retries queued revocations that are due. Gives up (and
     /// forgets the token) after `REVOCATION_MAX_ATTEMPTS`, about a day of backing off. A row
-    /// that fails is logged and left to its lease; the others go on.
+    /// that fails is logged and left to its lease, or dropped when it can never open; the
+    /// others go on.
     pub async fn retry_revocations(&self) -> Result<Sweep, Error> {
         let due = store::revocations::claim_due(&self.inner.db, CLAIM_LEASE, 20).await?;
         let mut sweep = Sweep::default();
@@ -233,18 +232,13 @@ impl OAuth {
             tracing::warn!(integration_id = %pending.integration_id, provider = %pending.provider, "dropping a queued revocation: its provider is no longer configured");
             return store::revocations::delete(&self.inner.db, pending.id).await;
         };
-        let token = pending.sealed().and_then(|sealed| {
-            self.inner
-                .keyring
-                .open_string(
-                    &SealContext {
-                        integration_id: pending.id,
-                        field: REVOCATION_FIELD,
-                    },
-                    &sealed,
-                )
-                .map_err(Error::internal)
-        })?;
+        let opened = pending
+            .sealed()
+            .and_then(|sealed| self.inner.keyring.open_string(&pending.context(), &sealed));
+        let token = match opened {
+            Ok(token) => token,
+            Err(e) => return Err(self.unopenable_revocation(pending, e).await),
+        };
         match self
             .call_revocation(p, method, token.expose(), &pending.token_type_hint)
             .await
@@ -262,14 +256,45 @@ impl OAuth {
                 store::revocations::delete(&self.inner.db, pending.id).await
             }
             Revoked::Unavailable => {
-                let base = self.inner.settings.revocation_retry_base.as_secs_f64()
-                    * 2f64.powi(pending.attempts.clamp(0, 10));
-                let wait = Duration::from_secs_f64(
-                    base.min(6.0 * 3600.0) * (0.5 + rand::random::<f64>() / 2.0),
-                );
-                store::revocations::retry_later(&self.inner.db, pending.id, wait).await
+                store::revocations::retry_later(&self.inner.db, pending.id, self.backoff(pending))
+                    .await
             }
         }
+    }
+
+    /// A queued token that does not open. A missing key may come back (an operator who removed
+    /// it too early puts it back), so that backs off like an outage and is dropped when the
+    /// attempts run out; anything else (tampered, moved to another row or workspace, columns
+    /// that do not parse) can never open and is dropped at once. Either way the row is
+    /// reported as failed, with what was decided.
+    async fn unopenable_revocation(
+        &self,
+        pending: &store::revocations::Pending,
+        e: KeyringError,
+    ) -> Error {
+        let key_may_return = matches!(e, KeyringError::UnknownKey(_));
+        let (done, decision) = if key_may_return && pending.attempts + 1 < REVOCATION_MAX_ATTEMPTS {
+            let wait = self.backoff(pending);
+            let done = store::revocations::retry_later(&self.inner.db, pending.id, wait).await;
+            (done, "retried later, in case its key comes back")
+        } else {
+            let done = store::revocations::delete(&self.inner.db, pending.id).await;
+            (done, "dropped: it can never be sent")
+        };
+        match done {
+            Ok(()) => Error::internal(anyhow::Error::new(e).context(format!(
+                "queued revocation {} under key {} does not open; {decision}",
+                pending.id, pending.key_id
+            ))),
+            Err(db) => db,
+        }
+    }
+
+    /// Exponential backoff with jitter, capped at 6 hours.
+    fn backoff(&self, pending: &store::revocations::Pending) -> Duration {
+        let base = self.inner.settings.revocation_retry_base.as_secs_f64()
+            * 2f64.powi(pending.attempts.clamp(0, 10));
+        Duration::from_secs_f64(base.min(6.0 * 3600.0) * (0.5 + rand::random::<f64>() / 2.0))
     }
 }
 
@@ -297,6 +322,4 @@ impl Method {
     }
 }
 
-/// AAD field of a token sealed for a revocation retry.
-const REVOCATION_FIELD: &str = "pending_revocation";
 const REVOCATION_MAX_ATTEMPTS: i32 = 12;
