@@ -93,7 +93,7 @@ reasons! {
     RefreshNotSupported => "REFRESH_NOT_SUPPORTED",
     /// another replica holds the refresh too long; retry
     RefreshInProgress => "REFRESH_IN_PROGRESS",
-    /// a credential's base URL points at a non-public address
+    /// a credential's base URL, a redirect or another URL not configured by the operator is, or resolves only to, a non-public address
     BaseUrlNotAllowed => "BASE_URL_NOT_ALLOWED",
     /// the provider refused the request; `provider_code` says why
     ProviderRejected => "PROVIDER_REJECTED",

@@ -1,32 +1,24 @@
 //! Health: recording checks through the state machine, lifecycle transitions, the sweep's
-//! claims, the history, the events (each insert NOTIFYs) and their retention.
+//! claims, the history and its retention. Events are `health_events.rs`.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use super::health_events::{Change, insert_event};
 use crate::domain::{
     Evidence, Health, HealthEvent, HealthState, Hysteresis, IntegrationId, IntegrationStatus,
     Platform, WorkspaceId,
 };
 use crate::error::{Error, Reason};
 
-/// The channel every replica LISTENs on.
-pub const CHANNEL: &str = "fh_health_events";
-
-/// Held by every event insert until its commit, so that seq order is commit order: a reader
-/// that has seen seq n has seen every event before it, and a stream never skips one that
-/// committed late. Transitions are rare (changes, not checks), so the lock is cold.
-const EVENT_ORDER_LOCK: i64 = 0x4648_4845_5645_4e54; // "FHHEVENT"
-
 /// Longest event message; keeps a NOTIFY payload far below PostgreSQL's 8000-byte limit.
 const MAX_MESSAGE_CHARS: usize = 500;
 
-fn clip(message: &str) -> String {
+pub(super) fn clip(message: &str) -> String {
     message.chars().take(MAX_MESSAGE_CHARS).collect()
 }
 
@@ -34,95 +26,12 @@ fn bad(col: &str, v: &str) -> Error {
     Error::internal(anyhow::anyhow!("unexpected {col} {v:?} in a health row"))
 }
 
-fn state(v: &str) -> Result<HealthState, Error> {
+pub(super) fn state(v: &str) -> Result<HealthState, Error> {
     HealthState::parse(v).ok_or_else(|| bad("state", v))
 }
 
-fn platform(v: &str) -> Result<Platform, Error> {
+pub(super) fn platform(v: &str) -> Result<Platform, Error> {
     Platform::parse(v).ok_or_else(|| bad("platform", v))
-}
-
-/// An event as stored and as sent in a NOTIFY payload (short keys keep payloads small).
-#[derive(Serialize, Deserialize, sqlx::FromRow)]
-struct EventRow {
-    seq: i64,
-    #[serde(rename = "w")]
-    workspace_id: Uuid,
-    #[serde(rename = "i")]
-    integration_id: Uuid,
-    #[serde(rename = "p")]
-    platform: String,
-    #[serde(rename = "ps")]
-    previous_state: String,
-    #[serde(rename = "s")]
-    state: String,
-    #[serde(rename = "r")]
-    reason: String,
-    #[serde(rename = "m")]
-    message: String,
-    #[serde(rename = "t")]
-    created_at: DateTime<Utc>,
-}
-
-impl TryFrom<EventRow> for HealthEvent {
-    type Error = Error;
-
-    fn try_from(r: EventRow) -> Result<Self, Error> {
-        Ok(HealthEvent {
-            seq: r.seq,
-            workspace_id: WorkspaceId(r.workspace_id),
-            integration_id: IntegrationId(r.integration_id),
-            platform: platform(&r.platform)?,
-            previous_state: state(&r.previous_state)?,
-            state: state(&r.state)?,
-            reason: r.reason,
-            message: r.message,
-            time: r.created_at,
-            snapshot: false,
-        })
-    }
-}
-
-/// What an event says; the integration's workspace and platform come from its row.
-struct Change<'a> {
-    id: IntegrationId,
-    workspace_id: Uuid,
-    platform: &'a str,
-    previous: HealthState,
-    state: HealthState,
-    reason: &'a str,
-    message: &'a str,
-}
-
-/// Inserts the event and NOTIFYs every replica, inside the caller's transaction (delivered on
-/// commit, in commit order).
-async fn insert_event(conn: &mut PgConnection, c: Change<'_>) -> Result<HealthEvent, Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(EVENT_ORDER_LOCK)
-        .execute(&mut *conn)
-        .await?;
-    let row: EventRow = sqlx::query_as(
-        "INSERT INTO health_events (workspace_id, integration_id, platform, previous_state, state, reason, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING seq, workspace_id, integration_id, platform, previous_state, state, reason, message, created_at",
-    )
-    .bind(c.workspace_id)
-    .bind(c.id.0)
-    .bind(c.platform)
-    .bind(c.previous.as_str())
-    .bind(c.state.as_str())
-    .bind(c.reason)
-    .bind(clip(c.message))
-    .fetch_one(&mut *conn)
-    .await?;
-    let payload =
-        serde_json::to_string(&row).map_err(|e| Error::internal(anyhow::Error::from(e)))?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(payload)
-        .execute(&mut *conn)
-        .await?;
-    HealthEvent::try_from(row)
 }
 
 /// A lifecycle change (connected, reconnected, disconnected, a refresh that found the grant
@@ -529,123 +438,6 @@ pub async fn sweep_lag(exec: impl PgExecutor<'_>) -> Result<Duration, Error> {
     Ok(Duration::from_secs_f64(secs.unwrap_or(0.0).max(0.0)))
 }
 
-/// The current state of a workspace's integrations, for a stream's snapshot.
-pub struct SnapshotRow {
-    pub id: IntegrationId,
-    pub platform: Platform,
-    pub state: HealthState,
-    pub reason: String,
-    pub message: String,
-    pub time: DateTime<Utc>,
-}
-
-/// The workspace's integrations (disconnected ones only with `with_revoked`) and the seq they
-/// are current as of, read in one snapshot: every event up to that seq is reflected, none after.
-pub async fn snapshot(
-    pool: &PgPool,
-    workspace: WorkspaceId,
-    with_revoked: bool,
-    limit: i64,
-) -> Result<(Vec<SnapshotRow>, i64), Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let seq: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM health_events")
-        .fetch_one(&mut *tx)
-        .await?;
-    #[derive(sqlx::FromRow)]
-    struct Current {
-        id: Uuid,
-        platform: String,
-        health_state: String,
-        health_reason: Option<String>,
-        health_message: String,
-        at: DateTime<Utc>,
-    }
-    let rows: Vec<Current> = sqlx::query_as(
-        "SELECT id, platform, health_state, health_reason, health_message,
-                coalesce(last_check_at, updated_at) AS at
-         FROM integrations WHERE workspace_id = $1 AND ($2 OR status <> 'revoked')
-         ORDER BY id LIMIT $3",
-    )
-    .bind(workspace.0)
-    .bind(with_revoked)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let rows = rows
-        .into_iter()
-        .map(|r| {
-            Ok(SnapshotRow {
-                id: IntegrationId(r.id),
-                platform: platform(&r.platform)?,
-                state: state(&r.health_state)?,
-                reason: r.health_reason.unwrap_or_default(),
-                message: r.health_message,
-                time: r.at,
-            })
-        })
-        .collect::<Result<_, Error>>()?;
-    Ok((rows, seq))
-}
-
-/// Events after `after`, in seq order; of one workspace, or of all when `workspace` is None
-/// (a listener catching up).
-pub async fn events_after(
-    exec: impl PgExecutor<'_>,
-    workspace: Option<WorkspaceId>,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<HealthEvent>, Error> {
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT seq, workspace_id, integration_id, platform, previous_state, state, reason, message, created_at
-         FROM health_events WHERE ($1::uuid IS NULL OR workspace_id = $1) AND seq > $2
-         ORDER BY seq LIMIT $3",
-    )
-    .bind(workspace.map(|w| w.0))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(exec)
-    .await?;
-    rows.into_iter().map(HealthEvent::try_from).collect()
-}
-
-/// (highest seq pruned, highest seq written).
-pub async fn seq_bounds(exec: impl PgExecutor<'_>) -> Result<(i64, i64), Error> {
-    Ok(sqlx::query_as(
-        "SELECT pruned_through, (SELECT coalesce(max(seq), 0) FROM health_events)
-         FROM health_event_retention",
-    )
-    .fetch_one(exec)
-    .await?)
-}
-
-/// Deletes up to `batch` events older than `age`, moving the pruned watermark; returns how many.
-pub async fn prune_events(
-    exec: impl PgExecutor<'_>,
-    age: Duration,
-    batch: i64,
-) -> Result<u64, Error> {
-    let n: i64 = sqlx::query_scalar(
-        "WITH gone AS (
-             DELETE FROM health_events WHERE seq IN (
-                 SELECT seq FROM health_events
-                 WHERE created_at < now() - make_interval(secs => $1)
-                 ORDER BY seq LIMIT $2)
-             RETURNING seq)
-         UPDATE health_event_retention
-         SET pruned_through = greatest(pruned_through, (SELECT coalesce(max(seq), 0) FROM gone))
-         RETURNING (SELECT count(*) FROM gone)",
-    )
-    .bind(age.as_secs_f64())
-    .bind(batch)
-    .fetch_one(exec)
-    .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
 /// Deletes up to `batch` history rows older than `age`; returns how many.
 pub async fn prune_checks(
     exec: impl PgExecutor<'_>,
@@ -662,38 +454,4 @@ pub async fn prune_checks(
     .execute(exec)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// A replica's subscription to committed events, on a connection of its own (not the pool's).
-pub struct Listener {
-    inner: PgListener,
-}
-
-impl Listener {
-    pub async fn connect(pool: &PgPool) -> Result<Self, Error> {
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_lazy_with((*pool.connect_options()).clone());
-        let mut inner = PgListener::connect_with(&own).await?;
-        inner.listen(CHANNEL).await?;
-        Ok(Self { inner })
-    }
-
-    /// The next event; `Ok(None)` when the connection was lost and re-established, so events
-    /// committed meanwhile must be read from the table.
-    pub async fn next(&mut self) -> Result<Option<HealthEvent>, Error> {
-        loop {
-            let Some(n) = self.inner.try_recv().await? else {
-                return Ok(None);
-            };
-            match serde_json::from_str::<EventRow>(n.payload()) {
-                Ok(row) => return HealthEvent::try_from(row).map(Some),
-                // Only our inserts notify on this channel; anything else is skipped, loudly.
-                Err(e) => tracing::warn!(error = %e, "ignoring a malformed health notification"),
-            }
-        }
-    }
 }

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod credentials;
 pub mod db;
 pub mod health;
+pub mod health_events;
 pub mod integrations;
 pub mod oauth_states;
 pub mod revocations;

@@ -87,6 +87,33 @@ pub fn document() -> Value {
                 "get": {"summary": "one integration", "responses": {"200": {"description": "found", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Integration"}}}}, "404": error}},
                 "patch": {"summary": "change display_name and merge metadata (RFC 7386)", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"display_name": {"type": "string"}, "metadata": {"type": "object"}}}}}}, "responses": {"200": {"description": "updated"}, "400": error, "404": error}},
                 "delete": {"summary": "disconnect: destroy credentials, mark revoked", "responses": {"200": {"description": "disconnected, with what was revoked upstream"}, "403": error, "404": error}}
+            },
+            "/api/v1/integrations/health-dashboard": {"get": {
+                "summary": "the workspace's health from stored state: summary, status_breakdown, platform_health, recent_errors, last_updated",
+                "responses": {"200": {"description": "the dashboard"}, "401": error}
+            }},
+            "/api/v1/integrations/status": {"get": {
+                "summary": "counts by status and each live integration's stored health",
+                "responses": {"200": {"description": "the workspace status"}, "401": error}
+            }},
+            "/api/v1/integrations/{id}/health": {
+                "parameters": [id_param],
+                "get": {"summary": "the integration's stored health (IntegrationHealthCheck)", "responses": {"200": {"description": "found"}, "404": error}}
+            },
+            "/api/v1/integrations/{id}/health/check": {
+                "parameters": [id_param],
+                "post": {"summary": "probe now (members and up) and record the check", "responses": {"200": {"description": "the check, state after hysteresis"}, "403": error, "404": error}}
+            },
+            "/api/v1/integrations/{id}/health/history": {
+                "parameters": [id_param],
+                "get": {
+                    "summary": "checks, newest first",
+                    "parameters": [
+                        {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100}},
+                        {"name": "page_token", "in": "query", "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": {"description": "a page of checks"}, "400": error, "404": error}
+                }
             }
         }
     })

@@ -85,15 +85,15 @@ impl Hub {
     pub async fn listen(
         self: Arc<Self>,
     ) -> Result<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static, Error> {
-        let listener = store::health::Listener::connect(&self.db).await?;
+        let listener = store::health_events::Listener::connect(&self.db).await?;
         // Listening before reading the position: nothing committed in between is missed.
-        let (_, newest) = store::health::seq_bounds(&self.db).await?;
+        let (_, newest) = store::health_events::seq_bounds(&self.db).await?;
         Ok(self.run(listener, newest))
     }
 
     async fn run(
         self: Arc<Self>,
-        first: store::health::Listener,
+        first: store::health_events::Listener,
         start: i64,
     ) -> anyhow::Result<()> {
         let mut last = start;
@@ -105,7 +105,7 @@ impl Hub {
                 None => {
                     let connected = tokio::select! {
                         _ = self.shutdown.cancelled() => return Ok(()),
-                        l = store::health::Listener::connect(&self.db) => l,
+                        l = store::health_events::Listener::connect(&self.db) => l,
                     };
                     match connected {
                         Ok(l) => l,
@@ -163,7 +163,7 @@ impl Hub {
     /// Publishes what was committed after `last`.
     async fn catch_up(&self, last: &mut i64) -> Result<(), Error> {
         loop {
-            let batch = store::health::events_after(&self.db, None, *last, BATCH).await?;
+            let batch = store::health_events::events_after(&self.db, None, *last, BATCH).await?;
             let full = batch.len() as i64 == BATCH;
             for e in batch {
                 self.publish(last, e);
@@ -197,7 +197,8 @@ impl Hub {
         let (cursor, replaying) = if input.after_seq == 0 {
             let with_revoked = input.states.contains(&HealthState::Revoked);
             let (rows, seq) =
-                store::health::snapshot(&self.db, workspace, with_revoked, MAX_SNAPSHOT).await?;
+                store::health_events::snapshot(&self.db, workspace, with_revoked, MAX_SNAPSHOT)
+                    .await?;
             for r in rows {
                 let e = HealthEvent {
                     seq,
@@ -217,7 +218,7 @@ impl Hub {
             }
             (seq, false)
         } else {
-            let (pruned, newest) = store::health::seq_bounds(&self.db).await?;
+            let (pruned, newest) = store::health_events::seq_bounds(&self.db).await?;
             if input.after_seq < pruned {
                 return Err(expired());
             }
@@ -333,14 +334,18 @@ impl Subscriber {
     /// Reads one batch after the cursor; stops replaying when the table has nothing newer.
     async fn replay(&mut self) -> Result<(), Error> {
         let read = async {
-            let (pruned, newest) = store::health::seq_bounds(&self.hub.db).await?;
+            let (pruned, newest) = store::health_events::seq_bounds(&self.hub.db).await?;
             // Pruning passed us while we were away: say so rather than skip events.
             if pruned > self.cursor {
                 return Err(expired());
             }
-            let batch =
-                store::health::events_after(&self.hub.db, Some(self.workspace), self.cursor, BATCH)
-                    .await?;
+            let batch = store::health_events::events_after(
+                &self.hub.db,
+                Some(self.workspace),
+                self.cursor,
+                BATCH,
+            )
+            .await?;
             Ok((newest, batch))
         };
         let (newest, batch) = tokio::select! {
