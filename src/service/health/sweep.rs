@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use super::Health;
 use crate::error::Error;
@@ -19,39 +20,65 @@ const PRUNE_BATCH: i64 = 1000;
 const RETRY_OURS: Duration = Duration::from_secs(60);
 
 impl Health {
-    /// Probes every due integration, batch after batch, until none is due.
+    /// Probes every due integration until none is due. Rows are claimed only when a probe
+    /// slot is free for them, so every claimed probe starts at once and finishes within its
+    /// deadline: the lease (twice that, plus a second) never runs out under a live sweeper.
     pub async fn sweep(&self) -> Result<Sweep, Error> {
         let concurrency = self.settings.sweep_concurrency.max(1);
-        let limit = i64::try_from(concurrency * 4).unwrap_or(64);
+        // Claim in batches of a quarter of the slots: fewer claim queries, probes still start
+        // as soon as they are claimed.
+        let batch = (concurrency / 4).max(1);
         let probe_budget = self.operations.default_deadline();
-        // The lease outlives a probe (which the deadline bounds) with room to record it.
         let lease = probe_budget * 2 + Duration::from_secs(1);
         let mut sweep = Sweep::default();
+        let mut running = FuturesUnordered::new();
+        let mut exhausted = false;
         loop {
-            let claimed = store::health::claim_due(&self.db, lease, limit).await?;
-            let n = claimed.len();
-            let results: Vec<Result<(), Error>> = futures::stream::iter(claimed)
-                .map(|(workspace, id)| async move {
-                    let deadline = tokio::time::Instant::now() + probe_budget;
-                    match self.probe(workspace, id, deadline).await {
-                        Ok(_) => Ok(()),
-                        Err(e) => {
-                            tracing::warn!(integration_id = %id, reason = %e.reason(), "could not probe an integration");
-                            metrics::counter!("fh_health_checks_total", "source" => "probe", "result" => "error").increment(1);
-                            let retry = RETRY_OURS.min(self.settings.check_interval);
-                            store::health::release(&self.db, id, retry).await?;
-                            Err(e)
-                        }
+            let free = concurrency - running.len();
+            if !exhausted && (free >= batch || running.is_empty()) {
+                let claimed =
+                    store::health::claim_due(&self.db, lease, i64::try_from(free).unwrap_or(1))
+                        .await;
+                let claimed = match claimed {
+                    Ok(c) => c,
+                    // Probes under way still finish and are recorded.
+                    Err(e) if !running.is_empty() => {
+                        tracing::warn!(reason = %e.reason(), "the sweep cannot claim more; finishing those under way");
+                        exhausted = true;
+                        Vec::new()
                     }
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-            for r in &results {
-                sweep.record(r);
+                    Err(e) => return Err(e),
+                };
+                exhausted |= claimed.len() < free;
+                for (workspace, id) in claimed {
+                    running.push(self.probe_claimed(workspace, id, probe_budget));
+                }
             }
-            if (n as i64) < limit {
-                return Ok(sweep);
+            match running.next().await {
+                Some(result) => sweep.record(&result),
+                None if exhausted => return Ok(sweep),
+                None => {}
+            }
+        }
+    }
+
+    /// One claimed probe, recorded; a failure of ours frees the claim for a later retry.
+    async fn probe_claimed(
+        &self,
+        workspace: crate::domain::WorkspaceId,
+        id: crate::domain::IntegrationId,
+        budget: Duration,
+    ) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + budget;
+        match self.probe(workspace, id, deadline).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(integration_id = %id, reason = %e.reason(), "could not probe an integration");
+                metrics::counter!("fh_health_checks_total", "source" => "probe", "result" => "error")
+                    .increment(1);
+                let retry = RETRY_OURS.min(self.settings.check_interval);
+                store::health::release(&self.db, id, retry).await?;
+                Err(e)
             }
         }
     }
@@ -60,9 +87,12 @@ impl Health {
     pub async fn prune(&self) -> Result<Sweep, Error> {
         let mut done = 0u64;
         loop {
-            let n =
-                store::health::prune_events(&self.db, self.settings.event_retention, PRUNE_BATCH)
-                    .await?;
+            let n = store::health_events::prune_events(
+                &self.db,
+                self.settings.event_retention,
+                PRUNE_BATCH,
+            )
+            .await?;
             done += n;
             if n < PRUNE_BATCH as u64 {
                 break;
