@@ -335,16 +335,19 @@ async fn main() {
         64,
     )
     .await;
-    let fast = seed(&a_channel, &token_for(checked), "fast-key", 10, 10).await;
+    // Enough integrations that 64 concurrent checks rarely wait for one row's lock.
+    let fast = seed(&a_channel, &token_for(checked), "fast-key", 100, 16).await;
     let flip = seed(&a_channel, &token_for(flipped), "flip-key", 1, 1).await;
     println!(
         "seeded {} integrations in {:.1} s",
-        o.integrations + 11,
+        o.integrations + 101,
         seeding.elapsed().as_secs_f64()
     );
 
-    // 1. The sweep, on one replica and on two.
-    for replicas in [1usize, 2] {
+    // 1. The sweep, on one replica and on two; first sweeps (every probe a transition from
+    //    UNKNOWN, so every one writes an event) and steady ones (states unchanged).
+    for (replicas, first) in [(1usize, true), (1, false), (2, true), (2, false)] {
+        let kind = if first { "first" } else { "steady" };
         let mut walls = Vec::new();
         let mut duplicates = 0i64;
         for run in 0..o.runs {
@@ -358,9 +361,12 @@ async fn main() {
             .expect("park the others");
             sqlx::query(
                 "UPDATE integrations SET next_check_at = now(), last_check_at = NULL,
-                     check_claimed_until = NULL WHERE workspace_id = $1",
+                     check_claimed_until = NULL,
+                     health_state = CASE WHEN $2 THEN 'unknown' ELSE health_state END
+                 WHERE workspace_id = $1",
             )
             .bind(swept)
+            .bind(first)
             .execute(&pool)
             .await
             .expect("make due");
@@ -385,7 +391,7 @@ async fn main() {
             let (wall, probes, distinct) = sweep_figures(&pool, swept).await;
             duplicates += probes - distinct;
             println!(
-                "  run {} sweep of {} on {replicas} replica(s): {wall:.2} s ({:.0} probes/s), {} probed twice",
+                "  run {} {kind} sweep of {} on {replicas} replica(s): {wall:.2} s ({:.0} probes/s), {} probed twice",
                 run + 1,
                 distinct,
                 distinct as f64 / wall.max(1e-9),
@@ -394,7 +400,7 @@ async fn main() {
             walls.push(wall);
         }
         println!(
-            "sweep of {} integrations (fake answers in 20 ms), {replicas} replica(s): median {:.2} s, {duplicates} duplicates",
+            "{kind} sweep of {} integrations (fake answers in 20 ms), {replicas} replica(s): median {:.2} s, {duplicates} duplicates",
             o.integrations,
             median(walls)
         );

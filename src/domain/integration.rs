@@ -24,6 +24,9 @@ pub struct Integration {
     pub health_message: String,
     /// When the sweep probes it next.
     pub next_check_at: DateTime<Utc>,
+    /// Consecutive transient failures and successes: the state machine's memory.
+    pub health_failures: u32,
+    pub health_successes: u32,
     pub credential_fields: Vec<String>,
     pub credential_expires_at: Option<DateTime<Utc>>,
     /// Bumped whenever the tokens are replaced; internal, for refresh compare-and-swap.
@@ -34,6 +37,15 @@ pub struct Integration {
 }
 
 impl Integration {
+    /// Its health as the state machine sees it.
+    pub fn health(&self) -> super::Health {
+        super::Health {
+            state: self.health_state,
+            failures: self.health_failures,
+            successes: self.health_successes,
+        }
+    }
+
     /// `workspaces/{w}/integrations/{id}`.
     pub fn resource_name(&self) -> String {
         format!("workspaces/{}/integrations/{}", self.workspace_id, self.id)

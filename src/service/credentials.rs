@@ -93,6 +93,15 @@ impl CredentialAccess {
         ))
     }
 
+    /// The integration without its credentials, when it is the workspace's.
+    pub async fn integration(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Option<Integration>, Error> {
+        store::integrations::get(&self.db, workspace, id).await
+    }
+
     /// The integration and its opened credentials, in one query.
     async fn load(&self, workspace: WorkspaceId, id: IntegrationId) -> Result<Credentials, Error> {
         let (integration, fields) =

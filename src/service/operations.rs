@@ -40,6 +40,8 @@ pub struct Operations {
 /// What one probe said, with how long the provider took.
 #[derive(Debug)]
 pub struct Probe {
+    /// The integration as the probe found it (its health before this probe).
+    pub integration: crate::domain::Integration,
     pub evidence: Evidence,
     pub message: String,
     pub latency_ms: i64,
@@ -262,26 +264,36 @@ impl Operations {
         integration: IntegrationId,
         deadline: Instant,
     ) -> Result<Probe, Error> {
-        let failed = |e: Error, latency_ms: i64| match Evidence::of_probe_failure(e.reason()) {
-            Some(evidence) => Ok(Probe {
-                evidence,
-                message: e.message().to_owned(),
-                latency_ms,
-            }),
-            None => Err(e),
-        };
+        let classify =
+            |integration, e: Error, latency_ms: i64| match Evidence::of_probe_failure(e.reason()) {
+                Some(evidence) => Ok(Probe {
+                    integration,
+                    evidence,
+                    message: e.message().to_owned(),
+                    latency_ms,
+                }),
+                None => Err(e),
+            };
         let creds = match self.access.fresh_in(workspace, integration).await {
             Ok(c) => c,
-            Err(e) => return failed(e, 0),
+            // A refresh the provider refused is evidence too; the row says how it stands.
+            Err(e) => {
+                let Some(current) = self.access.integration(workspace, integration).await? else {
+                    return Err(e);
+                };
+                return classify(current, e, 0);
+            }
         };
-        let platform = creds.integration.platform;
+        let loaded = creds.integration.clone();
+        let platform = loaded.platform;
         match self.run_test(creds, deadline).await {
             (Ok(()), latency_ms) => Ok(Probe {
+                integration: loaded,
                 evidence: Evidence::Success,
                 message: accepted(platform),
                 latency_ms,
             }),
-            (Err(e), latency_ms) => failed(e, latency_ms),
+            (Err(e), latency_ms) => classify(loaded, e, latency_ms),
         }
     }
 

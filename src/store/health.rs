@@ -247,6 +247,78 @@ pub async fn record(
     Ok(Some(Recorded { check, event }))
 }
 
+/// The common case in one statement, without a lock: evidence that leaves the state as it was
+/// (`before`, as read with the credentials). A compare-and-set on the state machine's columns;
+/// None when the state would change or the row changed meanwhile (the caller then takes the
+/// locked path of `record`, which writes the event).
+pub async fn record_unchanged(
+    exec: impl PgExecutor<'_>,
+    o: &Observation<'_>,
+    before: Health,
+) -> Result<Option<CheckRow>, Error> {
+    let after = before.next(o.evidence, o.hysteresis);
+    if after.state != before.state {
+        return Ok(None);
+    }
+    let reason = o.evidence.reason().map(Reason::as_str);
+    let message = clip(o.message);
+    let id = Uuid::now_v7();
+    let row: Option<(String, DateTime<Utc>)> = sqlx::query_as(
+        "WITH u AS (
+             UPDATE integrations SET health_failures = $5, health_successes = $6,
+                 health_reason = $7, health_message = $8, last_check_at = now(),
+                 next_check_at = now() + make_interval(secs => $9), check_claimed_until = NULL,
+                 status = CASE
+                     WHEN $10 AND status IN ('connected', 'error') THEN 'needs_reauth'
+                     WHEN $11 AND status = 'needs_reauth' THEN 'connected'
+                     ELSE status END,
+                 status_reason = CASE
+                     WHEN $10 AND status IN ('connected', 'error') THEN $7
+                     WHEN $11 AND status = 'needs_reauth' THEN NULL
+                     ELSE status_reason END
+             WHERE id = $1 AND workspace_id = $2 AND status <> 'revoked' AND health_state = $3
+               AND health_failures = $4 AND health_successes = $12
+             RETURNING platform, now() AS at),
+         kept AS (
+             INSERT INTO health_checks (id, integration_id, workspace_id, source, healthy, state, reason, message, latency_ms, checked_at)
+             SELECT $13, $1, $2, $14, $11, $3, $7, $8, $15, at FROM u WHERE $16)
+         SELECT platform, at FROM u",
+    )
+    .bind(o.id.0)
+    .bind(o.workspace.0)
+    .bind(before.state.as_str())
+    .bind(i32::try_from(before.failures).unwrap_or(i32::MAX))
+    .bind(i32::try_from(after.failures).unwrap_or(i32::MAX))
+    .bind(i32::try_from(after.successes).unwrap_or(i32::MAX))
+    .bind(reason)
+    .bind(&message)
+    .bind(o.next_check_in.as_secs_f64())
+    .bind(matches!(o.evidence, Evidence::Auth(_)))
+    .bind(o.evidence.healthy())
+    .bind(i32::try_from(before.successes).unwrap_or(i32::MAX))
+    .bind(id)
+    .bind(o.source.as_str())
+    .bind(o.latency_ms)
+    .bind(o.keep)
+    .fetch_optional(exec)
+    .await?;
+    let Some((platform_name, checked_at)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(CheckRow {
+        id,
+        integration_id: o.id,
+        platform: platform(&platform_name)?,
+        source: o.source,
+        healthy: o.evidence.healthy(),
+        state: after.state,
+        reason: reason.map(str::to_owned),
+        message,
+        latency_ms: o.latency_ms,
+        checked_at,
+    }))
+}
+
 /// Successful traffic: the next probe can wait. No row lock, no history; one cheap update.
 pub async fn postpone(
     exec: impl PgExecutor<'_>,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
@@ -22,7 +22,7 @@ pub const CHANNEL: &str = "fh_health_events";
 const EVENT_ORDER_LOCK: i64 = 0x4648_4845_5645_4e54; // "FHHEVENT"
 
 /// An event as stored and as sent in a NOTIFY payload (short keys keep payloads small).
-#[derive(Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Deserialize, sqlx::FromRow)]
 struct EventRow {
     seq: i64,
     #[serde(rename = "w")]
@@ -74,20 +74,25 @@ pub(super) struct Change<'a> {
 }
 
 /// Inserts the event and NOTIFYs every replica, inside the caller's transaction (delivered on
-/// commit, in commit order).
+/// commit, in commit order). One statement: the ordering lock is held from here to the commit,
+/// so it costs the commit and nothing more.
 pub(super) async fn insert_event(
     conn: &mut PgConnection,
     c: Change<'_>,
 ) -> Result<HealthEvent, Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(EVENT_ORDER_LOCK)
-        .execute(&mut *conn)
-        .await?;
     let row: EventRow = sqlx::query_as(
-        "INSERT INTO health_events (workspace_id, integration_id, platform, previous_state, state, reason, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING seq, workspace_id, integration_id, platform, previous_state, state, reason, message, created_at",
+        "WITH ordered AS (SELECT pg_advisory_xact_lock($1)),
+              e AS (
+                 INSERT INTO health_events (workspace_id, integration_id, platform, previous_state, state, reason, message)
+                 SELECT $2, $3, $4, $5, $6, $7, $8 FROM ordered
+                 RETURNING seq, workspace_id, integration_id, platform, previous_state, state, reason, message, created_at),
+              notified AS (
+                 SELECT pg_notify($9, json_build_object('seq', seq, 'w', workspace_id, 'i', integration_id,
+                     'p', platform, 'ps', previous_state, 's', state, 'r', reason, 'm', message,
+                     't', created_at)::text) FROM e)
+         SELECT e.*, (SELECT count(*) FROM notified) AS notified FROM e",
     )
+    .bind(EVENT_ORDER_LOCK)
     .bind(c.workspace_id)
     .bind(c.id.0)
     .bind(c.platform)
@@ -95,15 +100,9 @@ pub(super) async fn insert_event(
     .bind(c.state.as_str())
     .bind(c.reason)
     .bind(clip(c.message))
+    .bind(CHANNEL)
     .fetch_one(&mut *conn)
     .await?;
-    let payload =
-        serde_json::to_string(&row).map_err(|e| Error::internal(anyhow::Error::from(e)))?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(payload)
-        .execute(&mut *conn)
-        .await?;
     HealthEvent::try_from(row)
 }
 

@@ -19,7 +19,8 @@ macro_rules! columns {
         "i.id, i.workspace_id, i.platform, i.status, i.status_reason, i.display_name, \
          i.metadata, i.provider_account_id, i.scopes, i.health_state, i.credential_expires_at, \
          i.last_check_at, i.created_at, i.updated_at, i.credential_fields, i.connection_type, \
-         i.credential_version, i.health_reason, i.health_message, i.next_check_at"
+         i.credential_version, i.health_reason, i.health_message, i.next_check_at, \
+         i.health_failures, i.health_successes"
     };
 }
 
@@ -51,6 +52,8 @@ struct Row {
     health_reason: Option<String>,
     health_message: String,
     next_check_at: DateTime<Utc>,
+    health_failures: i32,
+    health_successes: i32,
 }
 
 impl TryFrom<Row> for Integration {
@@ -80,6 +83,8 @@ impl TryFrom<Row> for Integration {
             health_reason: r.health_reason,
             health_message: r.health_message,
             next_check_at: r.next_check_at,
+            health_failures: u32::try_from(r.health_failures).unwrap_or(0),
+            health_successes: u32::try_from(r.health_successes).unwrap_or(0),
             credential_fields: r.credential_fields,
             credential_expires_at: r.credential_expires_at,
             credential_version: r.credential_version,

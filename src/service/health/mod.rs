@@ -87,8 +87,7 @@ impl Recorder {
     /// None when the integration was disconnected meanwhile.
     async fn record(
         &self,
-        workspace: WorkspaceId,
-        id: IntegrationId,
+        integration: &Integration,
         source: Source,
         evidence: Evidence,
         message: &str,
@@ -96,25 +95,29 @@ impl Recorder {
     ) -> Result<Option<CheckRow>, Error> {
         // History holds every probe, and the failures real traffic met.
         let keep = source == Source::Probe || !evidence.healthy();
-        let mut tx = self.db.begin().await?;
-        let recorded = store::health::record(
-            &mut tx,
-            &Observation {
-                workspace,
-                id,
-                source,
-                evidence,
-                message,
-                latency_ms,
-                hysteresis: self.settings.hysteresis,
-                next_check_in: self.settings.next_check_in(),
-                keep,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        let Some(recorded) = recorded else {
-            return Ok(None);
+        let o = Observation {
+            workspace: integration.workspace_id,
+            id: integration.id,
+            source,
+            evidence,
+            message,
+            latency_ms,
+            hysteresis: self.settings.hysteresis,
+            next_check_in: self.settings.next_check_in(),
+            keep,
+        };
+        let unchanged = store::health::record_unchanged(&self.db, &o, integration.health()).await?;
+        let recorded = match unchanged {
+            Some(check) => store::health::Recorded { check, event: None },
+            None => {
+                let mut tx = self.db.begin().await?;
+                let recorded = store::health::record(&mut tx, &o).await?;
+                tx.commit().await?;
+                match recorded {
+                    Some(r) => r,
+                    None => return Ok(None),
+                }
+            }
         };
         let result = match evidence {
             Evidence::Success => "healthy",
@@ -137,8 +140,7 @@ impl Recorder {
         let result = match outcome {
             Ok(()) if integration.health_state != HealthState::Healthy => self
                 .record(
-                    integration.workspace_id,
-                    integration.id,
+                    integration,
                     Source::Traffic,
                     Evidence::Success,
                     "a call succeeded",
@@ -160,8 +162,7 @@ impl Recorder {
             Err(reason) => match Evidence::of_traffic_failure(reason) {
                 Some(evidence) => self
                     .record(
-                        integration.workspace_id,
-                        integration.id,
+                        integration,
                         Source::Traffic,
                         evidence,
                         &format!("a call failed: {reason}"),
@@ -275,8 +276,7 @@ impl Health {
         let probe = self.operations.probe(workspace, id, deadline).await?;
         self.recorder
             .record(
-                workspace,
-                id,
+                &probe.integration,
                 Source::Probe,
                 probe.evidence,
                 &probe.message,

@@ -292,7 +292,9 @@ impl Subscriber {
                 return Some((Ok(e), self));
             }
             if self.replaying {
-                if let Err(e) = self.replay().await {
+                // Boxed: the replay's queries would otherwise be part of every idle stream's
+                // state, and most streams never replay.
+                if let Err(e) = Box::pin(self.replay()).await {
                     self.done = true;
                     return Some((Err(e), self));
                 }

@@ -186,3 +186,64 @@ async fn history_past_its_retention_is_pruned() {
     .await;
     rig.stop().await;
 }
+
+/// Runs of the token refresh job so far, from `/metrics`.
+async fn refresh_runs(app: &crate::helpers::TestApp) -> u64 {
+    let text = crate::helpers::http()
+        .get(app.rest_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("fh_job_runs_total{") && l.contains("job=\"token_refresh\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn a_grant_unused_for_the_keepalive_is_refreshed_before_a_providers_inactivity_cliff() {
+    use crate::oauth::{Flavour, NO_HANG, Options};
+    let (app, fake) = crate::oauth::rig_with(Flavour::Discord, Options::default(), |c| {
+        crate::oauth::fast_refresh_loop(c, Duration::from_secs(300), Duration::from_millis(100));
+        c.oauth.refresh_keepalive = Duration::from_secs(30 * 24 * 3600);
+    })
+    .await;
+    // A day-long access token: never due by expiry in this test.
+    fake.expires_in(Some(86_400), None);
+    crate::oauth::connect_ok(&app, &fake).await;
+    let runs = refresh_runs(&app).await;
+    wait_for("three refresh runs", async || {
+        refresh_runs(&app).await >= runs + 3
+    })
+    .await;
+    assert_eq!(fake.refreshes(), 0, "a fresh grant is left alone");
+
+    // Unused for 31 days, as far as the database knows.
+    sqlx::query(
+        "UPDATE integrations SET tokens_refreshed_at = now() - interval '31 days',
+             created_at = now() - interval '31 days'",
+    )
+    .execute(&app.pool().await)
+    .await
+    .unwrap();
+
+    fake.wait_until("the keep-alive refresh", NO_HANG, |f| f.refreshes() >= 1)
+        .await;
+    let refreshed_ago: f64 = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM now() - tokens_refreshed_at)::float8 FROM integrations",
+    )
+    .fetch_one(&app.pool().await)
+    .await
+    .unwrap();
+    assert!(refreshed_ago < 60.0, "the grant is fresh again");
+    let runs = refresh_runs(&app).await;
+    wait_for("three more runs", async || {
+        refresh_runs(&app).await >= runs + 3
+    })
+    .await;
+    assert_eq!(fake.refreshes(), 1, "refreshed once, not on every run");
+    app.stop().await;
+}
