@@ -110,6 +110,17 @@ impl CallbackError {
 /// How long a callback's handle may be redeemed.
 const HANDLE_TTL: chrono::Duration = chrono::Duration::minutes(5);
 
+/// Whether `path` is `prefix` or below it, by whole segments (`/app` covers `/app/x`, never
+/// `/application`). Both are parsed URL paths, so dot segments are already resolved.
+fn under_path(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Logs a failure the browser only sees as `server_error`, with its cause (never a secret).
 fn server_error(rid: &RequestId, what: &str, e: &Error) -> CallbackError {
     tracing::warn!(request_id = %rid, reason = e.reason().as_str(), cause = ?e.cause().map(|c| format!("{c:#}")), "{what}");
@@ -131,7 +142,8 @@ impl OAuth {
         url
     }
 
-    /// Accepts `return_to` only under an allowed frontend origin (no open redirect).
+    /// Accepts `return_to` only under the origin and path of `FH_FRONTEND_URL` or of an entry
+    /// of `FH_CORS_ORIGINS` (no open redirect, and no other application on a shared origin).
     fn check_return_to(&self, return_to: &str) -> Result<Option<Url>, Error> {
         let return_to = return_to.trim();
         if return_to.is_empty() {
@@ -140,7 +152,7 @@ impl OAuth {
         let bad = || {
             Error::invalid_field(
                 "return_to",
-                "must be a URL under an allowed frontend origin",
+                "must be a URL under the frontend URL or an allowed origin and its path",
             )
         };
         if return_to.len() > 2048 {
@@ -152,11 +164,29 @@ impl OAuth {
             && url.username().is_empty()
             && url.password().is_none()
             && self
-                .inner
-                .allowed_origins
-                .iter()
-                .any(|o| o.trim_end_matches('/') == origin);
+                .return_prefixes()
+                .any(|(o, path)| o == origin && under_path(url.path(), &path));
         if allowed { Ok(Some(url)) } else { Err(bad()) }
+    }
+
+    /// The (origin, path) pairs a `return_to` may be under: the frontend URL and every CORS
+    /// entry. The frontend's own origin among the CORS entries (configuration always adds it)
+    /// stands for the frontend URL, so the frontend's path is not widened to its whole origin.
+    fn return_prefixes(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        let frontend = &self.inner.frontend_url;
+        let frontend_origin = frontend.origin().ascii_serialization();
+        let others = self
+            .inner
+            .allowed_origins
+            .iter()
+            .filter_map(|o| Url::parse(o.trim()).ok())
+            .map(|u| (u.origin().ascii_serialization(), u.path().to_owned()))
+            .filter(move |(o, _)| *o != frontend_origin);
+        std::iter::once((
+            frontend.origin().ascii_serialization(),
+            frontend.path().to_owned(),
+        ))
+        .chain(others)
     }
 
     pub async fn start(
@@ -392,6 +422,28 @@ mod tests {
                 "README does not list the callback reason {}",
                 e.as_str()
             );
+        }
+    }
+
+    #[test]
+    fn a_path_prefix_covers_whole_segments_only() {
+        use super::under_path;
+        for (path, prefix) in [
+            ("/x", "/"),
+            ("/app", "/app"),
+            ("/app/", "/app"),
+            ("/app/x", "/app/"),
+            ("/", ""),
+        ] {
+            assert!(under_path(path, prefix), "{path} under {prefix}");
+        }
+        for (path, prefix) in [
+            ("/application", "/app"),
+            ("/ap", "/app"),
+            ("/", "/app"),
+            ("/other/app", "/app"),
+        ] {
+            assert!(!under_path(path, prefix), "{path} not under {prefix}");
         }
     }
 

@@ -7,6 +7,7 @@ mod connect;
 mod fake;
 mod leaks;
 mod refresh;
+mod return_to;
 mod revoke;
 mod state;
 
