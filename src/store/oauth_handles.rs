@@ -2,14 +2,14 @@
 //! started the flow.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::oauth_states::StateRow;
-use super::sealed;
+use super::sealed::{self, RewrapBatch};
 use crate::domain::WorkspaceId;
 use crate::error::Error;
-use crate::secrets::{KeyringError, SealContext, Sealed};
+use crate::secrets::{KeyRing, KeyringError, SealContext, Sealed};
 
 pub struct NewHandle<'a> {
     pub id: Uuid,
@@ -135,4 +135,52 @@ pub async fn consume(conn: &mut PgConnection, hash: &[u8]) -> Result<(), Error> 
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Handles an hour past expiry are deleted with their sealed codes: they can only be refused.
+pub async fn delete_stale(exec: impl PgExecutor<'_>) -> Result<u64, Error> {
+    let done =
+        sqlx::query("DELETE FROM oauth_handles WHERE expires_at < now() - interval '1 hour'")
+            .execute(exec)
+            .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many sealed codes are under a key other than the active one, or an older AAD version.
+pub async fn count_needing_rewrap(pool: &PgPool, keyring: &KeyRing) -> Result<i64, Error> {
+    sealed::count_needing_rewrap(
+        pool,
+        keyring,
+        "SELECT count(*) FROM oauth_handles
+         WHERE code_ciphertext IS NOT NULL AND (code_key_id <> $1 OR code_aad_version <> $2)",
+    )
+    .await
+}
+
+/// Re-seals up to `batch` codes of unredeemed handles after `after` (by id) under the active
+/// key and the current AAD version, as `oauth_states::rewrap_batch` does.
+pub async fn rewrap_batch(
+    pool: &PgPool,
+    keyring: &KeyRing,
+    after: Option<Uuid>,
+    batch: i64,
+) -> Result<RewrapBatch<Uuid>, Error> {
+    let select = "SELECT id, workspace_id, code_key_id AS key_id, code_aad_version AS aad_version,
+                code_nonce AS nonce, code_ciphertext AS ciphertext
+         FROM oauth_handles
+         WHERE code_key_id IS NOT NULL AND code_nonce IS NOT NULL AND code_ciphertext IS NOT NULL
+           AND (code_key_id <> $1 OR code_aad_version <> $2)
+           AND ($3::uuid IS NULL OR id > $3)
+         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED";
+    let update = "UPDATE oauth_handles SET code_key_id = $3, code_aad_version = $4,
+             code_nonce = $5, code_ciphertext = $6
+         WHERE id = $1 AND workspace_id = $2 AND consumed_at IS NULL";
+    sealed::rewrap_by_id(
+        pool,
+        keyring,
+        (after, batch),
+        (select, update),
+        SealContext::oauth_code,
+    )
+    .await
 }

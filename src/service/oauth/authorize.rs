@@ -403,9 +403,11 @@ impl OAuth {
         Ok(handle)
     }
 
-    /// The stale-state cleanup job: deletes states long past expiry, returns how many.
+    /// The stale-state cleanup job: deletes handles and states long past expiry, returns how
+    /// many rows.
     pub async fn delete_stale_states(&self) -> Result<u64, Error> {
-        store::oauth_states::delete_stale(&self.inner.db).await
+        let handles = store::oauth_handles::delete_stale(&self.inner.db).await?;
+        Ok(handles + store::oauth_states::delete_stale(&self.inner.db).await?)
     }
 }
 

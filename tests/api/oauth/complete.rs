@@ -396,3 +396,95 @@ async fn the_openapi_document_describes_the_handle_flow() {
     assert!(paths["/api/v1/oauth/{platform}/revoke"]["delete"].is_object());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn keys_rewrap_moves_an_unredeemed_handles_code_and_it_still_completes() {
+    use founderhouse_integrations::secrets::KeyRing;
+    use founderhouse_integrations::service::system::{SealedTable, System};
+    use founderhouse_integrations::store::Database;
+    use founderhouse_integrations::store::db::PoolSettings;
+
+    let (app, fake) = rig(Flavour::Zoom).await;
+    let member = app.token(Role::Member);
+    let handle = handle_for(&app, &fake, &member).await;
+    let keys = format!("{},{}", app.keys, KeyRing::generate_entry());
+    let ring = KeyRing::parse(&keys, None).expect("keys parse");
+    let settings = PoolSettings {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let system = System::new(
+        Database::connect(&app.db_url, &settings).await.unwrap(),
+        std::sync::Arc::new(ring),
+    );
+
+    let before = system.to_rewrap(SealedTable::OAuthHandles).await.unwrap();
+    let report = system.rewrap(10, |_| {}).await.unwrap();
+    let handles = report
+        .tables
+        .iter()
+        .find(|t| t.table == SealedTable::OAuthHandles)
+        .expect("oauth_handles is rewrapped");
+
+    assert_eq!(before, 1);
+    assert_eq!(
+        (handles.rewrapped, handles.unopenable, handles.left),
+        (1, 0, 0)
+    );
+    // A replica holding only the new key (the old one removed) still completes it.
+    let new_only = keys.rsplit(',').next().expect("two entries").to_owned();
+    let replica = super::spawn_replica(&app, |c| {
+        fake.configure(c);
+        c.keyring = KeyRing::parse(&new_only, None).expect("the new key parses");
+    })
+    .await;
+    let done = founderhouse_integrations::proto::o_auth_service_client::OAuthServiceClient::new(
+        replica.channel().await,
+    )
+    .complete_authorization(authed(
+        founderhouse_integrations::proto::CompleteAuthorizationRequest { handle },
+        &member,
+    ))
+    .await;
+    assert!(done.is_ok(), "{done:?}");
+    assert_eq!(fake.exchanges(), 1);
+    replica.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_cleanup_job_deletes_handles_an_hour_past_expiry_and_keeps_live_ones() {
+    let (app, fake) = rig_with(Flavour::Zoom, Options::default(), |c| {
+        c.oauth.refresh_interval = Duration::from_millis(100);
+    })
+    .await;
+    let member = app.token(Role::Member);
+    let old = handle_for(&app, &fake, &member).await;
+    let live = handle_for(&app, &fake, &member).await;
+    let pool = app.pool().await;
+    sqlx::query(
+        "UPDATE oauth_handles SET expires_at = now() - interval '61 minutes'
+         WHERE handle_hash = sha256($1::bytea)",
+    )
+    .bind(old.as_bytes())
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let deadline = std::time::Instant::now() + NO_HANG;
+    while count(&app, "oauth_handles").await != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old handle was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let gone = complete(&app, &old, &member).await.expect_err("deleted");
+    assert_eq!(reason(&gone), "HANDLE_NOT_FOUND");
+    complete(&app, &live, &member)
+        .await
+        .expect("the live one completes");
+    pool.close().await;
+    app.stop().await;
+}
