@@ -599,8 +599,8 @@ impl FakeProvider {
     }
 }
 
-/// Issue-4 figures: callbacks per second end to end (state lookup, exchange, seal, insert,
-/// 303), and 1,000 concurrent refreshes of one expired integration with the provider calls
+/// Issue-4 figures: callbacks plus completes per second end to end (state lookup, seal the code,
+/// 303 with a handle; then the REST complete: claim, exchange, seal, insert), and 1,000 concurrent refreshes of one expired integration with the provider calls
 /// they caused.
 async fn oauth_scenarios(
     o: &Opts,
@@ -639,11 +639,12 @@ async fn oauth_scenarios(
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..o.concurrency {
-            let (states, next, client, base) = (
+            let (states, next, client, base, token) = (
                 states.clone(),
                 next.clone(),
                 no_redirect.clone(),
                 base.clone(),
+                token.to_owned(),
             );
             tasks.push(tokio::spawn(async move {
                 let mut ok = 0usize;
@@ -661,9 +662,27 @@ async fn oauth_scenarios(
                             .and_then(|l| l.to_str().ok())
                             .unwrap_or_default()
                             .to_owned();
-                        if r.status() == 303 && loc.contains("success=true") {
+                        let handle = reqwest::Url::parse(&loc).ok().and_then(|u| {
+                            u.query_pairs()
+                                .find(|(k, _)| k == "oauth_handle")
+                                .map(|(_, v)| v.into_owned())
+                        });
+                        let Some(handle) = handle.filter(|_| r.status() == 303) else {
+                            continue;
+                        };
+                        let done = client
+                            .post(format!("{base}/api/v1/oauth/gmail/complete"))
+                            .bearer_auth(&token)
+                            .json(&serde_json::json!({ "handle": handle }))
+                            .send()
+                            .await;
+                        if let Ok(done) = done
+                            && done.status() == 200
+                            && let Ok(v) = done.json::<serde_json::Value>().await
+                            && let Some(id) = v["integration"]["id"].as_str()
+                        {
                             ok += 1;
-                            last = loc;
+                            last = id.to_owned();
                         }
                     }
                 }
@@ -680,20 +699,20 @@ async fn oauth_scenarios(
         }
         let rate = ok as f64 / started.elapsed().as_secs_f64();
         println!(
-            "  run {} OAuth callback end to end (fake Google)          {:>9.0} callbacks/s ({ok}/{per_run} succeeded)",
+            "  run {} OAuth callback + complete (fake Google)          {:>9.0} connects/s ({ok}/{per_run} succeeded)",
             run + 1,
             rate
         );
         rates.push(rate);
     }
-    println!("  median OAuth callbacks/s: {:.0}", median(rates));
+    println!(
+        "  median OAuth callbacks + completes/s: {:.0}",
+        median(rates)
+    );
 
     // 1,000 concurrent refreshes of one integration.
-    let id = last_integration
-        .split("integration_id=")
-        .nth(1)
-        .map(|s| s.split('&').next().unwrap_or(s).to_owned())
-        .expect("a connected integration");
+    assert!(!last_integration.is_empty(), "a connected integration");
+    let id = last_integration;
     // Four connections, so no connection's concurrency limit sheds any of the 1,000.
     let mut channels = Vec::new();
     for _ in 0..4 {

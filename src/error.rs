@@ -117,6 +117,14 @@ reasons! {
     SharedBotToken => "SHARED_BOT_TOKEN",
     /// a stream's resume point is older than the retained events; start again with a snapshot
     EventsExpired => "EVENTS_EXPIRED",
+    /// another user, or another workspace, started this authorization; only they can complete it
+    AuthorizationStartedByAnotherUser => "AUTHORIZATION_STARTED_BY_ANOTHER_USER",
+    /// no such authorization handle; start the connection again
+    HandleNotFound => "HANDLE_NOT_FOUND",
+    /// the authorization handle expired (5 minutes); start the connection again
+    HandleExpired => "HANDLE_EXPIRED",
+    /// the authorization handle was already redeemed
+    HandleReused => "HANDLE_REUSED",
 }
 
 impl fmt::Display for Reason {

@@ -53,7 +53,11 @@ impl Evidence {
             | Reason::TranscriptNotFound
             | Reason::ProviderHasNoRevocation
             | Reason::SharedBotToken
-            | Reason::EventsExpired => None,
+            | Reason::EventsExpired
+            | Reason::AuthorizationStartedByAnotherUser
+            | Reason::HandleNotFound
+            | Reason::HandleExpired
+            | Reason::HandleReused => None,
         }
     }
 

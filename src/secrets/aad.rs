@@ -13,6 +13,8 @@ const V2_PREFIX: &[u8; 16] = b"founderhouse/v2\0";
 
 /// AAD field of the PKCE verifier sealed in an `oauth_states` row.
 const PKCE_VERIFIER: &str = "pkce_verifier";
+/// AAD field of the authorization code sealed in an `oauth_handles` row.
+const OAUTH_CODE: &str = "oauth_code";
 /// AAD field of the token sealed in a `pending_revocations` row.
 const PENDING_REVOCATION: &str = "pending_revocation";
 
@@ -67,6 +69,15 @@ impl SealContext<'static> {
             workspace_id,
             row_id: state_id,
             field: PKCE_VERIFIER,
+        }
+    }
+
+    /// The authorization code held by the one-time handle `handle_id` until it is redeemed.
+    pub fn oauth_code(workspace_id: WorkspaceId, handle_id: Uuid) -> Self {
+        SealContext {
+            workspace_id,
+            row_id: handle_id,
+            field: OAUTH_CODE,
         }
     }
 

@@ -15,14 +15,16 @@ pub enum SealedTable {
     Credentials,
     PendingRevocations,
     OAuthStates,
+    OAuthHandles,
 }
 
 impl SealedTable {
     /// Every one, in the order `keys rewrap` goes through them.
-    pub const ALL: [SealedTable; 3] = [
+    pub const ALL: [SealedTable; 4] = [
         SealedTable::Credentials,
         SealedTable::PendingRevocations,
         SealedTable::OAuthStates,
+        SealedTable::OAuthHandles,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +32,7 @@ impl SealedTable {
             SealedTable::Credentials => "credentials",
             SealedTable::PendingRevocations => "pending_revocations",
             SealedTable::OAuthStates => "oauth_states",
+            SealedTable::OAuthHandles => "oauth_handles",
         }
     }
 }
@@ -97,6 +100,9 @@ impl System {
                 store::revocations::count_needing_rewrap(pool, ring).await
             }
             SealedTable::OAuthStates => store::oauth_states::count_needing_rewrap(pool, ring).await,
+            SealedTable::OAuthHandles => {
+                store::oauth_handles::count_needing_rewrap(pool, ring).await
+            }
         }
     }
 
@@ -136,6 +142,12 @@ impl System {
                 SealedTable::OAuthStates => {
                     rewrap_table(&mut t, &mut progress, |after| {
                         store::oauth_states::rewrap_batch(pool, ring, after, batch)
+                    })
+                    .await?;
+                }
+                SealedTable::OAuthHandles => {
+                    rewrap_table(&mut t, &mut progress, |after| {
+                        store::oauth_handles::rewrap_batch(pool, ring, after, batch)
                     })
                     .await?;
                 }

@@ -6,6 +6,7 @@ pub mod db;
 pub mod health;
 pub mod health_events;
 pub mod integrations;
+pub mod oauth_handles;
 pub mod oauth_states;
 pub mod revocations;
 pub mod sealed;

@@ -50,7 +50,7 @@ pub async fn insert(exec: impl PgExecutor<'_>, s: &NewState<'_>) -> Result<(), E
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(super) struct Row {
     id: Uuid,
     workspace_id: Uuid,
     user_id: Uuid,

@@ -465,7 +465,7 @@ async fn keys_rewrap_moves_rows_of_every_sealed_table_and_counts_and_skips_those
         summary,
         [
             format!(
-                "to rewrap under key rotated2 with aad v2: credentials {credentials}, pending_revocations 2, oauth_states {states}"
+                "to rewrap under key rotated2 with aad v2: credentials {credentials}, pending_revocations 2, oauth_states {states}, oauth_handles 0"
             ),
             format!(
                 "credentials: {} rewrapped, 1 could not be opened, 1 left",
@@ -476,6 +476,7 @@ async fn keys_rewrap_moves_rows_of_every_sealed_table_and_counts_and_skips_those
                 "oauth_states: {} rewrapped, 1 could not be opened, 1 left",
                 states - 1
             ),
+            "oauth_handles: 0 rewrapped, 0 could not be opened, 0 left".to_owned(),
             "3 row(s) could not be opened (key removed or value tampered with); the log names them"
                 .to_owned(),
         ],
@@ -516,6 +517,7 @@ async fn keys_rewrap_moves_rows_of_every_sealed_table_and_counts_and_skips_those
             ("credentials".to_owned(), credentials as u64 - 1, 1),
             ("pending_revocations".to_owned(), 1, 1),
             ("oauth_states".to_owned(), states as u64 - 1, 1),
+            ("oauth_handles".to_owned(), 0, 0),
         ]
     );
     for (name, secret) in fake.secrets() {

@@ -353,13 +353,14 @@ async fn keys_rewrap_moves_every_credential_to_the_new_key_and_the_old_key_opens
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
         [
-            "to rewrap under key rotated2 with aad v2: credentials 5, pending_revocations 0, oauth_states 0",
+            "to rewrap under key rotated2 with aad v2: credentials 5, pending_revocations 0, oauth_states 0, oauth_handles 0",
             "credentials: rewrapped 2/5",
             "credentials: rewrapped 4/5",
             "credentials: rewrapped 5/5",
             "credentials: 5 rewrapped, 0 could not be opened, 0 left",
             "pending_revocations: 0 rewrapped, 0 could not be opened, 0 left",
             "oauth_states: 0 rewrapped, 0 could not be opened, 0 left",
+            "oauth_handles: 0 rewrapped, 0 could not be opened, 0 left",
         ]
     );
     for line in stdout.lines().chain(stderr.lines()) {

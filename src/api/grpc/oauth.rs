@@ -1,9 +1,10 @@
-//! `OAuthService` over gRPC: start an authorization, refresh, revoke, list the providers.
+//! `OAuthService` over gRPC: start and complete an authorization, refresh, revoke, list the
+//! providers.
 
 use tonic::{Request, Response, Status};
 
 use super::{Ctx, convert};
-use crate::domain::ProviderId;
+use crate::domain::{ProviderId, Secret};
 use crate::proto::{self, o_auth_service_server::OAuthService};
 use crate::service::Integrations;
 use crate::service::oauth::OAuth;
@@ -33,6 +34,23 @@ impl OAuthService for OAuthGrpc {
             state_expire_time: Some(convert::timestamp(started.expires_at)),
             state: started.state.expose().clone(),
             platform: convert::platform_to_proto(started.platform) as i32,
+        }))
+    }
+
+    async fn complete_authorization(
+        &self,
+        req: Request<proto::CompleteAuthorizationRequest>,
+    ) -> Result<Response<proto::CompleteAuthorizationResponse>, Status> {
+        let ctx = Ctx::of(&req)?;
+        let handle = Secret::new(req.into_inner().handle);
+        let done = self
+            .oauth
+            .complete(&ctx.caller, None, &handle, &ctx.rid)
+            .await
+            .map_err(|e| ctx.status(e))?;
+        Ok(Response::new(proto::CompleteAuthorizationResponse {
+            integration: Some(convert::integration(done.integration)),
+            warning: done.warning.unwrap_or_default().to_owned(),
         }))
     }
 

@@ -21,6 +21,7 @@ use crate::service::oauth::CallbackParams;
 pub fn routes() -> Router<RestState> {
     Router::new()
         .route("/api/v1/oauth/{platform}/authorize", post(authorize))
+        .route("/api/v1/oauth/{platform}/complete", post(complete))
         .route("/api/v1/oauth/{platform}/refresh", post(refresh))
         .route("/api/v1/oauth/{platform}/revoke", delete(revoke))
         // Public (see auth::is_public): the state is the callback's credential.
@@ -64,6 +65,40 @@ async fn authorize(
         .into_response(),
         Err(e) => ctx.error(e),
     }
+}
+
+/// The signed-in user redeems the callback's `oauth_handle`: `{"handle": ...}`.
+async fn complete(
+    ctx: Ctx,
+    State(s): State<RestState>,
+    Path(platform): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let result = async {
+        let platform = platform_of(&platform)?;
+        let mut obj = json_object(body)?;
+        let handle = match obj.remove("handle") {
+            Some(Value::String(h)) => Secret::new(h),
+            None | Some(Value::Null) => return Err(Error::invalid_field("handle", "is required")),
+            Some(_) => return Err(Error::invalid_field("handle", "must be a string")),
+        };
+        if let Some(k) = obj.keys().next() {
+            return Err(Error::invalid_field(
+                k.chars().take(64).collect::<String>(),
+                "is not a known field",
+            ));
+        }
+        s.oauth
+            .complete(&ctx.caller, Some(platform), &handle, &ctx.rid)
+            .await
+    }
+    .await;
+    ctx.answer(result.map(|done| {
+        json!({
+            "integration": integration_json(&done.integration),
+            "warning": done.warning,
+        })
+    }))
 }
 
 /// Where the provider sends the browser. Always a 303 to the frontend.

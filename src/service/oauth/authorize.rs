@@ -1,22 +1,17 @@
-//! Authorization: start a flow (state, PKCE, the provider's URL) and finish it at the callback,
-//! storing the grant; plus the cleanup of spent states.
-
-use std::collections::BTreeMap;
+//! Authorization: start a flow (state, PKCE, the provider's URL) and take the provider's
+//! redirect at the callback, which hands the code over as a one-time handle; plus the cleanup
+//! of spent states.
 
 use chrono::Utc;
 use reqwest::Url;
-use serde_json::json;
 use uuid::Uuid;
 
-use super::{OAuth, expiry};
-use crate::domain::{
-    Caller, IntegrationId, Platform, ProviderId, RequestId, Secret, UserId, WorkspaceId,
-};
-use crate::error::{Error, Reason};
-use crate::oauth::client::{self, OAuthError, TokenSet};
+use super::OAuth;
+use crate::domain::{Caller, Platform, ProviderId, RequestId, Secret, WorkspaceId};
+use crate::error::Error;
 use crate::oauth::{self, pkce};
 use crate::secrets::SealContext;
-use crate::store::{self, integrations::NewIntegration};
+use crate::store;
 
 /// What StartAuthorization answers.
 pub struct Started {
@@ -46,8 +41,6 @@ pub enum CallbackError {
     PlatformMismatch,
     IssuerMismatch,
     MissingCode,
-    ExchangeFailed,
-    ProviderUnavailable,
     ProviderNotConfigured,
     ServerError,
     // Provider errors (RFC 6749 and OpenID Connect) passed through as they came.
@@ -71,8 +64,6 @@ impl CallbackError {
         CallbackError::PlatformMismatch,
         CallbackError::IssuerMismatch,
         CallbackError::MissingCode,
-        CallbackError::ExchangeFailed,
-        CallbackError::ProviderUnavailable,
         CallbackError::ProviderNotConfigured,
         CallbackError::ServerError,
     ];
@@ -87,8 +78,6 @@ impl CallbackError {
             CallbackError::PlatformMismatch => "platform_mismatch",
             CallbackError::IssuerMismatch => "issuer_mismatch",
             CallbackError::MissingCode => "missing_code",
-            CallbackError::ExchangeFailed => "exchange_failed",
-            CallbackError::ProviderUnavailable => "provider_unavailable",
             CallbackError::ProviderNotConfigured => "provider_not_configured",
             CallbackError::ServerError => "server_error",
             CallbackError::InvalidScope => "invalid_scope",
@@ -118,6 +107,20 @@ impl CallbackError {
     }
 }
 
+/// How long a callback's handle may be redeemed.
+const HANDLE_TTL: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Whether `path` is `prefix` or below it, by whole segments (`/app` covers `/app/x`, never
+/// `/application`). Both are parsed URL paths, so dot segments are already resolved.
+fn under_path(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Logs a failure the browser only sees as `server_error`, with its cause (never a secret).
 fn server_error(rid: &RequestId, what: &str, e: &Error) -> CallbackError {
     tracing::warn!(request_id = %rid, reason = e.reason().as_str(), cause = ?e.cause().map(|c| format!("{c:#}")), "{what}");
@@ -139,7 +142,8 @@ impl OAuth {
         url
     }
 
-    /// Accepts `return_to` only under an allowed frontend origin (no open redirect).
+    /// Accepts `return_to` only under the origin and path of `FH_FRONTEND_URL` or of an entry
+    /// of `FH_CORS_ORIGINS` (no open redirect, and no other application on a shared origin).
     fn check_return_to(&self, return_to: &str) -> Result<Option<Url>, Error> {
         let return_to = return_to.trim();
         if return_to.is_empty() {
@@ -148,7 +152,7 @@ impl OAuth {
         let bad = || {
             Error::invalid_field(
                 "return_to",
-                "must be a URL under an allowed frontend origin",
+                "must be a URL under the frontend URL or an allowed origin and its path",
             )
         };
         if return_to.len() > 2048 {
@@ -160,11 +164,29 @@ impl OAuth {
             && url.username().is_empty()
             && url.password().is_none()
             && self
-                .inner
-                .allowed_origins
-                .iter()
-                .any(|o| o.trim_end_matches('/') == origin);
+                .return_prefixes()
+                .any(|(o, path)| o == origin && under_path(url.path(), &path));
         if allowed { Ok(Some(url)) } else { Err(bad()) }
+    }
+
+    /// The (origin, path) pairs a `return_to` may be under: the frontend URL and every CORS
+    /// entry. The frontend's own origin among the CORS entries (configuration always adds it)
+    /// stands for the frontend URL, so the frontend's path is not widened to its whole origin.
+    fn return_prefixes(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        let frontend = &self.inner.frontend_url;
+        let frontend_origin = frontend.origin().ascii_serialization();
+        let others = self
+            .inner
+            .allowed_origins
+            .iter()
+            .filter_map(|o| Url::parse(o.trim()).ok())
+            .map(|u| (u.origin().ascii_serialization(), u.path().to_owned()))
+            .filter(move |(o, _)| *o != frontend_origin);
+        std::iter::once((
+            frontend.origin().ascii_serialization(),
+            frontend.path().to_owned(),
+        ))
+        .chain(others)
     }
 
     pub async fn start(
@@ -228,9 +250,9 @@ impl OAuth {
         })
     }
 
-    /// Finishes an authorization and answers where the browser goes: the frontend, with
-    /// `success=true&platform=&integration_id=` or `error=<reason>&platform=`. Never an error
-    /// page; never a token, code or state in the URL.
+    /// Takes the provider's redirect and answers where the browser goes: the frontend, with
+    /// `oauth_handle=&platform=` (redeemed by [`OAuth::complete`]) or `error=<reason>&platform=`.
+    /// Never an error page; never a token, code or state in the URL; never a provider call.
     pub async fn callback(
         &self,
         path_platform: &str,
@@ -255,15 +277,11 @@ impl OAuth {
             return fail(self.default_return(), CallbackError::InvalidState);
         };
         match self.finish(platform, state, &params, rid).await {
-            Ok((base, id, warning)) => {
+            Ok((base, handle)) => {
                 let mut url = base;
                 url.query_pairs_mut()
-                    .append_pair("success", "true")
-                    .append_pair("platform", shown_platform)
-                    .append_pair("integration_id", &id.to_string());
-                if let Some(w) = warning {
-                    url.query_pairs_mut().append_pair("warning", w);
-                }
+                    .append_pair("oauth_handle", handle.expose())
+                    .append_pair("platform", shown_platform);
                 url
             }
             Err((base, reason)) => fail(base.unwrap_or_else(|| self.default_return()), reason),
@@ -277,7 +295,7 @@ impl OAuth {
         state: &Secret<String>,
         params: &CallbackParams,
         rid: &RequestId,
-    ) -> Result<(Url, IntegrationId, Option<&'static str>), (Option<Url>, CallbackError)> {
+    ) -> Result<(Url, Secret<String>), (Option<Url>, CallbackError)> {
         let hash = pkce::state_hash(state.expose());
         let db_err = |e: Error| (None, server_error(rid, "oauth callback failed", &e));
         let mut tx = self.inner.db.begin().await.map_err(|e| db_err(e.into()))?;
@@ -298,28 +316,30 @@ impl OAuth {
         store::oauth_states::consume(&mut tx, &hash)
             .await
             .map_err(db_err)?;
-        let outcome = self.exchange_in(&mut tx, platform, &row, params, rid).await;
+        let outcome = self.hand_over(&mut tx, platform, &row, params, rid).await;
         tx.commit().await.map_err(|e| db_err(e.into()))?;
         match outcome {
-            Ok((id, warning)) => {
-                tracing::info!(request_id = %rid, integration_id = %id, provider = %row.provider, "oauth connection finished");
-                Ok((base, id, warning))
+            Ok(handle) => {
+                tracing::info!(request_id = %rid, state_id = %row.id, provider = %row.provider, "oauth callback handed over the code");
+                Ok((base, handle))
             }
             Err(reason) => {
-                tracing::info!(request_id = %rid, provider = %row.provider, reason = reason.as_str(), "oauth connection failed");
+                tracing::info!(request_id = %rid, provider = %row.provider, reason = reason.as_str(), "oauth callback failed");
                 Err(fail(reason))
             }
         }
     }
 
-    async fn exchange_in(
+    /// Checks the callback against its state and hands the code over: sealed into a one-time
+    /// handle row in the state's transaction. No provider is called here.
+    async fn hand_over(
         &self,
         tx: &mut sqlx::PgConnection,
         platform: Option<Platform>,
         row: &store::oauth_states::StateRow,
         params: &CallbackParams,
         rid: &RequestId,
-    ) -> Result<(IntegrationId, Option<&'static str>), CallbackError> {
+    ) -> Result<Secret<String>, CallbackError> {
         if row.expired {
             return Err(CallbackError::StateExpired);
         }
@@ -328,7 +348,6 @@ impl OAuth {
         if platform.map(Platform::as_str) != Some(row.platform.as_str()) {
             return Err(CallbackError::PlatformMismatch);
         }
-        let platform = id.platform();
         if let Some(error) = &params.error {
             return Err(CallbackError::from_provider(error));
         }
@@ -345,98 +364,50 @@ impl OAuth {
         let code = params
             .code
             .as_ref()
-            .filter(|c| !c.expose().is_empty())
+            .filter(|c| !c.expose().is_empty() && c.expose().len() <= 4096)
             .ok_or(CallbackError::MissingCode)?;
         // A verifier that does not open (key removed, row tampered with or moved to another
-        // workspace) ends this flow with a clean error; the state is already used up.
-        let verifier = row
-            .verifier()
-            .and_then(|sealed| {
-                sealed
-                    .map(|s| self.inner.keyring.open_string(&row.verifier_context(), &s))
-                    .transpose()
-            })
-            .map_err(|e| {
-                tracing::warn!(request_id = %rid, state_id = %row.id, provider = %row.provider, error = %e, "the sealed pkce verifier of an oauth state does not open");
-                CallbackError::ServerError
-            })?;
-        let tokens = client::exchange(
-            &self.inner.http,
-            p,
-            self.inner.settings.provider_timeout,
-            code.expose(),
-            &row.redirect_uri,
-            verifier.as_ref().map(|v| v.expose().as_str()),
+        // workspace) ends this flow here, before a handle exists; the state is already used up.
+        if let Err(e) = row.verifier().and_then(|sealed| {
+            sealed
+                .map(|s| self.inner.keyring.open_string(&row.verifier_context(), &s))
+                .transpose()
+        }) {
+            tracing::warn!(request_id = %rid, state_id = %row.id, provider = %row.provider, error = %e, "the sealed pkce verifier of an oauth state does not open");
+            return Err(CallbackError::ServerError);
+        }
+        let handle = pkce::random_token();
+        let handle_id = Uuid::new_v4();
+        let workspace_id = WorkspaceId(row.workspace_id);
+        let sealed = self
+            .inner
+            .keyring
+            .seal(
+                &SealContext::oauth_code(workspace_id, handle_id),
+                code.expose().as_bytes(),
+            )
+            .map_err(|e| server_error(rid, "sealing an oauth code failed", &Error::internal(e)))?;
+        store::oauth_handles::insert(
+            tx,
+            &store::oauth_handles::NewHandle {
+                id: handle_id,
+                hash: &pkce::state_hash(handle.expose()),
+                state_id: row.id,
+                workspace_id,
+                code: &sealed,
+                expires_at: Utc::now() + HANDLE_TTL,
+            },
         )
         .await
-        .map_err(|e| match e {
-            OAuthError::Unavailable { .. } => CallbackError::ProviderUnavailable,
-            OAuthError::Rejected { .. } | OAuthError::Malformed { .. } => {
-                CallbackError::ExchangeFailed
-            }
-        })?;
-        let scope_missing = p.needs_refresh_token && !tokens.has("refresh_token");
-        let caller = Caller {
-            user_id: UserId(row.user_id),
-            workspace_id: WorkspaceId(row.workspace_id),
-            role: row.user_role,
-        };
-        let integration = self
-            .store_grant(tx, &caller, platform, tokens, scope_missing, rid)
-            .await
-            .map_err(|e| server_error(rid, "storing an oauth grant failed", &e))?;
-        Ok((integration, scope_missing.then_some("scope_missing")))
+        .map_err(|e| server_error(rid, "storing an oauth handle failed", &e))?;
+        Ok(handle)
     }
 
-    async fn store_grant(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        caller: &Caller,
-        platform: Platform,
-        tokens: TokenSet,
-        scope_missing: bool,
-        rid: &RequestId,
-    ) -> Result<IntegrationId, Error> {
-        let account = tokens.account_id.clone().unwrap_or_default();
-        let expires_at = expiry(tokens.expires_in);
-        store::workspaces::ensure(tx, caller.workspace_id).await?;
-        let new_id = IntegrationId::new();
-        let id = store::integrations::upsert_oauth(
-            tx,
-            &NewIntegration {
-                id: new_id,
-                workspace_id: caller.workspace_id,
-                platform,
-                display_name: platform.title(),
-                metadata: &tokens.metadata,
-                provider_account_id: &account,
-                scopes: &tokens.scopes,
-                credential_expires_at: expires_at,
-                created_by: caller.user_id,
-            },
-            scope_missing.then_some(Reason::ScopeMissing),
-        )
-        .await?;
-        // A reconnect replaces every token of the old grant.
-        store::credentials::delete_all(tx, id).await?;
-        let fields: BTreeMap<&str, Secret<String>> = tokens.fields.into_iter().collect();
-        store::credentials::put(tx, &self.inner.keyring, id, &fields, expires_at).await?;
-        let names: Vec<&str> = fields.keys().copied().collect();
-        store::audit::record(
-            tx,
-            caller,
-            Some(id),
-            if id == new_id { "integration.connected" } else { "integration.reconnected" },
-            json!({"platform": platform.as_str(), "via": "oauth", "credential_fields": names, "scope_missing": scope_missing}),
-            rid,
-        )
-        .await?;
-        Ok(id)
-    }
-
-    /// The stale-state cleanup job: deletes states long past expiry, returns how many.
+    /// The stale-state cleanup job: deletes handles and states long past expiry, returns how
+    /// many rows.
     pub async fn delete_stale_states(&self) -> Result<u64, Error> {
-        store::oauth_states::delete_stale(&self.inner.db).await
+        let handles = store::oauth_handles::delete_stale(&self.inner.db).await?;
+        Ok(handles + store::oauth_states::delete_stale(&self.inner.db).await?)
     }
 }
 
@@ -453,6 +424,28 @@ mod tests {
                 "README does not list the callback reason {}",
                 e.as_str()
             );
+        }
+    }
+
+    #[test]
+    fn a_path_prefix_covers_whole_segments_only() {
+        use super::under_path;
+        for (path, prefix) in [
+            ("/x", "/"),
+            ("/app", "/app"),
+            ("/app/", "/app"),
+            ("/app/x", "/app/"),
+            ("/", ""),
+        ] {
+            assert!(under_path(path, prefix), "{path} under {prefix}");
+        }
+        for (path, prefix) in [
+            ("/application", "/app"),
+            ("/ap", "/app"),
+            ("/", "/app"),
+            ("/other/app", "/app"),
+        ] {
+            assert!(!under_path(path, prefix), "{path} not under {prefix}");
         }
     }
 

@@ -1,7 +1,9 @@
-//! OAuth use cases, one room each: authorize (start and callback), refresh (single flight,
+//! OAuth use cases, one room each: authorize (start and callback), complete (the starting
+//! user redeems the callback's handle), refresh (single flight,
 //! refresh ahead of expiry) and revoke (upstream revocation and its retry queue).
 
 mod authorize;
+mod complete;
 mod refresh;
 mod revoke;
 
@@ -19,6 +21,7 @@ use crate::oauth::catalogue::Catalogue;
 use crate::secrets::KeyRing;
 
 pub use authorize::{CallbackError, CallbackParams, Started};
+pub use complete::Completed;
 
 /// How long a replica's background job holds a claimed row.
 const CLAIM_LEASE: Duration = Duration::from_secs(120);

@@ -14,7 +14,7 @@ use tonic::Code;
 
 use super::{
     FRONTEND_LANDING, Fake, Flavour, Options, PUBLIC_URL, at_provider, connect, connect_as,
-    connect_ok, follow_to_app, get, names, oauth_client, query, rig, rig_with, scope_set,
+    connect_ok, follow_and_complete, get, names, oauth_client, query, rig, rig_with, scope_set,
     secs_from_now, set, start, status_of,
 };
 use crate::helpers::{authed, http, reason, spawn_app, spawn_app_with, violated_fields};
@@ -418,7 +418,7 @@ async fn a_connect_started_over_rest_finishes_like_one_started_over_grpc() {
     );
     assert!(body["state_expire_time"].is_string(), "{body}");
 
-    let landing = follow_to_app(&app, &at_provider(url).await).await;
+    let landing = follow_and_complete(&app, &at_provider(url).await, &token).await;
 
     assert_eq!(landing.base(), "http://localhost:3000/settings");
     let id = landing.assert_success(Flavour::Microsoft);
@@ -431,10 +431,11 @@ async fn a_connect_started_over_rest_finishes_like_one_started_over_grpc() {
 #[tokio::test]
 async fn rest_authorize_needs_no_body() {
     let (app, fake) = rig(Flavour::Zoom).await;
+    let token = app.token(Role::Member);
 
     let response = http()
         .post(app.rest_url("/api/v1/oauth/zoom/authorize"))
-        .bearer_auth(app.token(Role::Member))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -442,9 +443,10 @@ async fn rest_authorize_needs_no_body() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["platform"], "zoom");
-    let landing = follow_to_app(
+    let landing = follow_and_complete(
         &app,
         &at_provider(body["authorization_url"].as_str().unwrap()).await,
+        &token,
     )
     .await;
     assert_eq!(landing.base(), FRONTEND_LANDING);
@@ -607,7 +609,7 @@ async fn google_without_a_refresh_token_connects_with_a_scope_missing_warning() 
     let landing = connect(&app, &fake).await;
 
     let id = landing.assert_success(Flavour::Google);
-    assert_eq!(landing.param("warning").as_deref(), Some("scope_missing"));
+    assert_eq!(landing.warning(), "scope_missing");
     let i = get(&app, &id, &app.token(Role::Viewer)).await;
     assert_eq!(set(&i.credential_fields), names(&["access_token"]));
     fake.assert_clean();
@@ -622,7 +624,7 @@ async fn microsoft_without_a_refresh_token_connects_with_a_scope_missing_warning
     let landing = connect(&app, &fake).await;
 
     let id = landing.assert_success(Flavour::Microsoft);
-    assert_eq!(landing.param("warning").as_deref(), Some("scope_missing"));
+    assert_eq!(landing.warning(), "scope_missing");
     let i = get(&app, &id, &app.token(Role::Viewer)).await;
     assert_eq!(set(&i.credential_fields), names(&["access_token"]));
     fake.assert_clean();
@@ -636,7 +638,7 @@ async fn a_successful_connect_carries_no_warning() {
     let landing = connect(&app, &fake).await;
 
     landing.assert_success(Flavour::Google);
-    assert_eq!(landing.param("warning"), None, "{}", landing.raw);
+    assert_eq!(landing.warning(), "", "{}", landing.raw);
     app.stop().await;
 }
 

@@ -11,7 +11,8 @@ use founderhouse_integrations::proto::{
 };
 
 use super::{
-    Fake, Flavour, Landing, Options, at_provider, callback_raw, follow_to_app, oauth_client,
+    Fake, Flavour, Landing, Options, at_provider, callback_raw, follow_and_complete, follow_to_app,
+    oauth_client,
 };
 use crate::helpers::{TestApp, authed, http, spawn_app_with};
 use crate::leaks::{capture_logs, logs};
@@ -105,8 +106,25 @@ async fn browser_connect(app: &TestApp, fake: &Fake, token: &str, seen: &mut See
         .expect("starts");
     seen.starts.push(format!("{started:?}"));
     let redirect = at_provider(&started.into_inner().authorization_url).await;
-    let landing = follow_to_app(app, &redirect).await;
+    let landing = follow_and_complete(app, &redirect, token).await;
     seen.landing(&landing);
+    if let Some(completed) = &landing.completed {
+        match completed {
+            Ok(done) => seen.others.push(format!("{done:?}")),
+            Err(status) => seen.status(status),
+        }
+        // Redeem it again: the refusal must not echo anything either.
+        let handle = landing.param("oauth_handle").expect("a handle landing");
+        seen.grpc(
+            oauth_client(app)
+                .await
+                .complete_authorization(authed(
+                    founderhouse_integrations::proto::CompleteAuthorizationRequest { handle },
+                    token,
+                ))
+                .await,
+        );
+    }
     // Replay it too: the refusal must not echo anything either.
     let replay = follow_to_app(app, &redirect).await;
     seen.landing(&replay);
@@ -157,9 +175,19 @@ async fn full_cycle_leaks_nothing(flavour: Flavour, options: Options) {
     let redirect = at_provider(rest_start["authorization_url"].as_str().expect("url")).await;
     let second = follow_to_app(&app, &redirect).await;
     seen.landing(&second);
-    let second_id = second
-        .param("integration_id")
-        .expect("the REST-started connect succeeds");
+    let handle = second.param("oauth_handle").expect("a handle landing");
+    let response = http()
+        .post(app.rest_url(&format!("/api/v1/oauth/{platform}/complete")))
+        .bearer_auth(&member)
+        .json(&serde_json::json!({ "handle": handle }))
+        .send()
+        .await
+        .unwrap();
+    let completed = seen.rest(response).await;
+    let second_id = completed["integration"]["id"]
+        .as_str()
+        .expect("the REST-started connect completes over REST")
+        .to_owned();
     seen.grpc(oauth.refresh_integration(refresh(&second_id)).await);
     let response = http()
         .post(app.rest_url(&format!(
@@ -182,7 +210,7 @@ async fn full_cycle_leaks_nothing(flavour: Flavour, options: Options) {
             .await,
     );
 
-    // Failures at the callback: a forged state, a rejected code, a provider outage.
+    // Failures at the callback (a forged state) and at completion (a rejected code, an outage).
     let forged = callback_raw(
         &app,
         &format!("/api/v1/oauth/{platform}/callback?code=forged-code-1234&state=forged-state-1234"),

@@ -2,10 +2,12 @@
 //! `OAuthService`, the REST gateway, and a browser that follows the provider's redirect back to
 //! the callback. Every provider is played by one fake (`fake.rs`) in its flavour.
 
+mod complete;
 mod connect;
 mod fake;
 mod leaks;
 mod refresh;
+mod return_to;
 mod revoke;
 mod state;
 
@@ -18,8 +20,8 @@ use founderhouse_integrations::config::Config;
 use founderhouse_integrations::domain::Role;
 use founderhouse_integrations::proto::o_auth_service_client::OAuthServiceClient;
 use founderhouse_integrations::proto::{
-    GetIntegrationRequest, Integration, IntegrationStatus, StartAuthorizationRequest,
-    StartAuthorizationResponse,
+    CompleteAuthorizationRequest, CompleteAuthorizationResponse, GetIntegrationRequest,
+    Integration, IntegrationStatus, StartAuthorizationRequest, StartAuthorizationResponse,
 };
 use founderhouse_integrations::secrets::KeyRing;
 use reqwest::Url;
@@ -110,16 +112,99 @@ pub async fn at_provider(authorization_url: &str) -> Url {
     Url::parse(&location.expect("the provider redirects")).expect("an absolute redirect")
 }
 
-/// Where the browser was sent by our callback.
+/// CompleteAuthorization over gRPC: the frontend redeems the callback's handle.
+pub async fn complete(
+    app: &TestApp,
+    handle: &str,
+    token: &str,
+) -> Result<CompleteAuthorizationResponse, tonic::Status> {
+    oauth_client(app)
+        .await
+        .complete_authorization(authed(
+            CompleteAuthorizationRequest {
+                handle: handle.to_owned(),
+            },
+            token,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// `POST /api/v1/oauth/{platform}/complete` with `{"handle": ...}`: status and JSON body.
+pub async fn complete_rest(
+    app: &TestApp,
+    platform: &str,
+    handle: &str,
+    token: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = http()
+        .post(app.rest_url(&format!("/api/v1/oauth/{platform}/complete")))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "handle": handle }))
+        .send()
+        .await
+        .expect("complete answers");
+    let status = response.status();
+    let body = response.json().await.unwrap_or_default();
+    (status, body)
+}
+
+/// Where the browser was sent by our callback, and (when the frontend redeemed the handle it
+/// came with) what CompleteAuthorization answered.
 #[derive(Debug, Clone)]
 pub struct Landing {
     pub location: Url,
     pub raw: String,
+    pub completed: Option<Result<CompleteAuthorizationResponse, tonic::Status>>,
 }
 
 impl Landing {
     pub fn param(&self, name: &str) -> Option<String> {
         query(&self.location).get(name).cloned()
+    }
+
+    /// Asserts the callback's success landing for `flavour`: a one-time handle, no error.
+    #[track_caller]
+    pub fn assert_handle(&self, flavour: Flavour) -> String {
+        assert_eq!(self.param("error"), None, "not a handle: {}", self.raw);
+        assert_eq!(
+            self.param("platform").as_deref(),
+            Some(flavour.platform_name()),
+            "{}",
+            self.raw
+        );
+        for gone in ["success", "integration_id", "warning"] {
+            assert_eq!(self.param(gone), None, "{}", self.raw);
+        }
+        let handle = self
+            .param("oauth_handle")
+            .unwrap_or_else(|| panic!("no oauth_handle in {}", self.raw));
+        assert!(
+            handle.len() >= 43,
+            "a handle of 32 random bytes: {handle:?}"
+        );
+        handle
+    }
+
+    /// What CompleteAuthorization answered; panics when it succeeded or never ran.
+    #[track_caller]
+    pub fn completion_error(&self) -> &tonic::Status {
+        match &self.completed {
+            Some(Err(status)) => status,
+            other => panic!(
+                "CompleteAuthorization did not fail: {other:?} ({})",
+                self.raw
+            ),
+        }
+    }
+
+    /// The completion's warning (`""` when none).
+    #[track_caller]
+    pub fn warning(&self) -> String {
+        match &self.completed {
+            Some(Ok(done)) => done.warning.clone(),
+            other => panic!("CompleteAuthorization did not succeed: {other:?}"),
+        }
     }
 
     /// Scheme, host, port and path, without the query.
@@ -130,26 +215,25 @@ impl Landing {
         u.to_string()
     }
 
-    /// Asserts a success landing for `flavour` on the default page; returns the integration id.
+    /// Asserts a handle landing for `flavour` that CompleteAuthorization redeemed; returns the
+    /// integration id.
     #[track_caller]
     pub fn assert_success(&self, flavour: Flavour) -> String {
-        assert_eq!(
-            self.param("success").as_deref(),
-            Some("true"),
-            "not a success: {}",
-            self.raw
-        );
-        assert_eq!(self.param("error"), None, "{}", self.raw);
-        assert_eq!(
-            self.param("platform").as_deref(),
-            Some(flavour.platform_name()),
-            "{}",
-            self.raw
-        );
-        let id = self
-            .param("integration_id")
-            .unwrap_or_else(|| panic!("no integration_id in {}", self.raw));
-        uuid::Uuid::parse_str(&id).unwrap_or_else(|_| panic!("integration_id {id:?} is no uuid"));
+        self.assert_handle(flavour);
+        let done = match &self.completed {
+            Some(Ok(done)) => done,
+            other => panic!(
+                "CompleteAuthorization did not succeed: {other:?} ({})",
+                self.raw
+            ),
+        };
+        let id = done
+            .integration
+            .as_ref()
+            .expect("an integration")
+            .id
+            .clone();
+        uuid::Uuid::parse_str(&id).unwrap_or_else(|_| panic!("integration id {id:?} is no uuid"));
         id
     }
 
@@ -176,6 +260,7 @@ impl Landing {
         );
         assert_eq!(self.param("success"), None, "{}", self.raw);
         assert_eq!(self.param("integration_id"), None, "{}", self.raw);
+        assert_eq!(self.param("oauth_handle"), None, "{}", self.raw);
     }
 }
 
@@ -239,11 +324,25 @@ pub async fn callback_raw(app: &TestApp, path_and_query: &str) -> Landing {
             "the Location has a {forbidden} parameter: {raw}"
         );
     }
-    Landing { location, raw }
+    Landing {
+        location,
+        raw,
+        completed: None,
+    }
+}
+
+/// The browser back at the callback, then the frontend redeeming its handle (when it got one)
+/// with `token`, as the signed-in user.
+pub async fn follow_and_complete(app: &TestApp, redirect: &Url, token: &str) -> Landing {
+    let mut landing = follow_to_app(app, redirect).await;
+    if let Some(handle) = landing.param("oauth_handle") {
+        landing.completed = Some(complete(app, &handle, token).await);
+    }
+    landing
 }
 
 /// A full browser connect in the app's workspace as a member: start, consent at the provider,
-/// back to the callback.
+/// back to the callback, and the frontend completing with the member's token.
 pub async fn connect(app: &TestApp, fake: &Fake) -> Landing {
     connect_as(app, fake, &app.token(Role::Member), "").await
 }
@@ -253,7 +352,7 @@ pub async fn connect_as(app: &TestApp, fake: &Fake, token: &str, return_to: &str
         .await
         .unwrap_or_else(|s| panic!("StartAuthorization for {:?}: {s:?}", fake.flavour));
     let redirect = at_provider(&started.authorization_url).await;
-    follow_to_app(app, &redirect).await
+    follow_and_complete(app, &redirect, token).await
 }
 
 /// Connects and returns the integration as GetIntegration shows it.

@@ -1,7 +1,6 @@
 //! The callback's defences: single-use, expiring, provider-bound states; the issuer check;
-//! provider denials and failures. Every answer is a 303 to the frontend with a reason, and a
-//! state that is replayed, expired, unknown or on the wrong path never reaches the token
-//! endpoint.
+//! provider denials. Every answer is a 303 to the frontend with a handle or a reason, and the
+//! callback never reaches the token endpoint; exchange failures surface at completion.
 
 use std::time::{Duration, Instant};
 
@@ -9,10 +8,10 @@ use founderhouse_integrations::domain::Role;
 use founderhouse_integrations::proto::ListIntegrationsRequest;
 
 use super::{
-    FRONTEND_LANDING, Fake, Flavour, NO_HANG, Options, at_provider, callback_raw, connect,
-    connect_as, follow_to_app, query, rig, rig_with, start,
+    FRONTEND_LANDING, Fake, Flavour, NO_HANG, Options, at_provider, callback_raw, complete,
+    connect, connect_as, follow_and_complete, follow_to_app, query, rig, rig_with, start,
 };
-use crate::helpers::{TestApp, authed};
+use crate::helpers::{TestApp, authed, reason};
 
 const ISSUER: &str = "https://issuer.fake.test";
 
@@ -40,12 +39,16 @@ async fn expire_every_state(app: &TestApp) {
     pool.close().await;
 }
 
-/// Start and consent: the provider's redirect back to us, not yet followed.
-async fn consented(app: &TestApp, fake: &Fake) -> reqwest::Url {
-    let started = start(app, fake.flavour, "", &app.token(Role::Member))
-        .await
-        .unwrap();
+/// Start (as the member `token`) and consent: the provider's redirect back to us, not yet
+/// followed.
+async fn consented_as(app: &TestApp, fake: &Fake, token: &str) -> reqwest::Url {
+    let started = start(app, fake.flavour, "", token).await.unwrap();
     at_provider(&started.authorization_url).await
+}
+
+/// Start as a fresh member and consent.
+async fn consented(app: &TestApp, fake: &Fake) -> reqwest::Url {
+    consented_as(app, fake, &app.token(Role::Member)).await
 }
 
 /// A 43-character base64url string that no StartAuthorization issued.
@@ -57,9 +60,10 @@ fn forged_state() -> String {
 #[tokio::test]
 async fn a_replayed_state_is_state_reused_and_the_token_endpoint_is_called_once() {
     let (app, fake) = rig(Flavour::Zoom).await;
-    let redirect = consented(&app, &fake).await;
+    let member = app.token(Role::Member);
+    let redirect = consented_as(&app, &fake, &member).await;
 
-    let first = follow_to_app(&app, &redirect).await;
+    let first = follow_and_complete(&app, &redirect, &member).await;
     let replay = follow_to_app(&app, &redirect).await;
 
     first.assert_success(Flavour::Zoom);
@@ -72,20 +76,27 @@ async fn a_replayed_state_is_state_reused_and_the_token_endpoint_is_called_once(
 }
 
 #[tokio::test]
-async fn concurrent_replays_of_one_callback_connect_exactly_once() {
+async fn concurrent_replays_of_one_callback_hand_out_exactly_one_handle() {
     let (app, fake) = rig(Flavour::Google).await;
-    let redirect = consented(&app, &fake).await;
+    let member = app.token(Role::Member);
+    let redirect = consented_as(&app, &fake, &member).await;
 
     let landings = futures::future::join_all((0..10).map(|_| follow_to_app(&app, &redirect))).await;
 
-    let successes = landings
+    let handles: Vec<_> = landings
         .iter()
-        .filter(|l| l.param("success").as_deref() == Some("true"))
-        .count();
-    assert_eq!(successes, 1, "{landings:#?}");
-    for l in landings.iter().filter(|l| l.param("success").is_none()) {
+        .filter(|l| l.param("oauth_handle").is_some())
+        .collect();
+    assert_eq!(handles.len(), 1, "{landings:#?}");
+    for l in landings
+        .iter()
+        .filter(|l| l.param("oauth_handle").is_none())
+    {
         l.assert_error("state_reused", Flavour::Google);
     }
+    assert_eq!(fake.exchanges(), 0, "the callback never exchanges");
+    let handle = handles[0].assert_handle(Flavour::Google);
+    complete(&app, &handle, &member).await.expect("completes");
     assert_eq!(fake.exchanges(), 1);
     assert_eq!(integration_count(&app).await, 1);
     fake.assert_clean();
@@ -277,13 +288,16 @@ async fn a_callback_with_a_state_but_no_code_is_missing_code() {
 }
 
 #[tokio::test]
-async fn slack_answering_ok_false_is_exchange_failed_and_creates_nothing() {
+async fn slack_answering_ok_false_is_provider_rejected_at_completion_and_creates_nothing() {
     let (app, fake) = rig(Flavour::Slack).await;
     fake.reject_exchanges(true);
 
     let landing = connect(&app, &fake).await;
 
-    landing.assert_error("exchange_failed", Flavour::Slack);
+    landing.assert_handle(Flavour::Slack);
+    let status = landing.completion_error();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(status), "PROVIDER_REJECTED");
     assert_eq!(fake.exchanges(), 1);
     assert_eq!(integration_count(&app).await, 0);
     fake.assert_clean();
@@ -291,13 +305,16 @@ async fn slack_answering_ok_false_is_exchange_failed_and_creates_nothing() {
 }
 
 #[tokio::test]
-async fn a_code_the_provider_rejects_is_exchange_failed_and_creates_nothing() {
+async fn a_code_the_provider_rejects_is_provider_rejected_at_completion_and_creates_nothing() {
     let (app, fake) = rig(Flavour::Notion).await;
     fake.reject_exchanges(true);
 
     let landing = connect(&app, &fake).await;
 
-    landing.assert_error("exchange_failed", Flavour::Notion);
+    landing.assert_handle(Flavour::Notion);
+    let status = landing.completion_error();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(status), "PROVIDER_REJECTED");
     assert_eq!(fake.exchanges(), 1);
     assert_eq!(integration_count(&app).await, 0);
     fake.assert_clean();
@@ -305,36 +322,43 @@ async fn a_code_the_provider_rejects_is_exchange_failed_and_creates_nothing() {
 }
 
 #[tokio::test]
-async fn a_state_used_by_a_failed_exchange_cannot_be_replayed() {
+async fn a_state_and_handle_used_by_a_failed_exchange_cannot_be_replayed() {
     let (app, fake) = rig(Flavour::Zoom).await;
     fake.reject_exchanges(true);
-    let redirect = consented(&app, &fake).await;
+    let member = app.token(Role::Member);
+    let redirect = consented_as(&app, &fake, &member).await;
 
-    let failed = follow_to_app(&app, &redirect).await;
+    let failed = follow_and_complete(&app, &redirect, &member).await;
     fake.reject_exchanges(false);
     let replay = follow_to_app(&app, &redirect).await;
+    let handle = failed.assert_handle(Flavour::Zoom);
+    let again = complete(&app, &handle, &member).await.expect_err("spent");
 
-    failed.assert_error("exchange_failed", Flavour::Zoom);
+    assert_eq!(reason(failed.completion_error()), "PROVIDER_REJECTED");
     replay.assert_error("state_reused", Flavour::Zoom);
+    assert_eq!(reason(&again), "HANDLE_REUSED");
     assert_eq!(fake.exchanges(), 1);
     app.stop().await;
 }
 
 #[tokio::test]
-async fn a_failing_token_endpoint_is_provider_unavailable() {
+async fn a_failing_token_endpoint_is_provider_unavailable_at_completion() {
     let (app, fake) = rig(Flavour::Zoom).await;
 
     for status in [500, 502, 503] {
         fake.fail_token_endpoint(Some(status));
         let landing = connect(&app, &fake).await;
-        landing.assert_error("provider_unavailable", Flavour::Zoom);
+        landing.assert_handle(Flavour::Zoom);
+        let error = landing.completion_error();
+        assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
+        assert_eq!(reason(error), "PROVIDER_UNAVAILABLE");
     }
     assert_eq!(integration_count(&app).await, 0);
     app.stop().await;
 }
 
 #[tokio::test]
-async fn a_token_endpoint_that_does_not_answer_in_time_is_provider_unavailable() {
+async fn a_token_endpoint_that_does_not_answer_in_time_is_provider_unavailable_at_completion() {
     let (app, fake) = rig_with(Flavour::Google, Options::default(), |c| {
         c.oauth.provider_timeout = Duration::from_millis(300);
     })
@@ -344,10 +368,10 @@ async fn a_token_endpoint_that_does_not_answer_in_time_is_provider_unavailable()
     let began = Instant::now();
     let landing = connect(&app, &fake).await;
 
-    landing.assert_error("provider_unavailable", Flavour::Google);
+    assert_eq!(reason(landing.completion_error()), "PROVIDER_UNAVAILABLE");
     assert!(
         began.elapsed() < Duration::from_secs(4),
-        "the callback waited {:?} for a provider that does not answer",
+        "the completion waited {:?} for a provider that does not answer",
         began.elapsed()
     );
     app.stop().await;
@@ -390,7 +414,7 @@ async fn a_replayed_or_expired_state_still_lands_on_its_return_to() {
     let stale = start(&app, Flavour::Zoom, return_to, &token).await.unwrap();
     let stale = at_provider(&stale.authorization_url).await;
 
-    follow_to_app(&app, &used)
+    follow_and_complete(&app, &used, &token)
         .await
         .assert_success(Flavour::Zoom);
     let replay = follow_to_app(&app, &used).await;
