@@ -7,6 +7,7 @@ pub mod health;
 pub mod health_events;
 pub mod integrations;
 pub mod oauth_states;
+pub mod refresh;
 pub mod revocations;
 pub mod sealed;
 pub mod workspaces;
