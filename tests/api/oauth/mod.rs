@@ -3,6 +3,7 @@
 //! the callback. Every provider is played by one fake (`fake.rs`) in its flavour.
 
 mod connect;
+mod disconnect_race;
 mod fake;
 mod leaks;
 mod refresh;
