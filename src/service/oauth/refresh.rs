@@ -127,9 +127,9 @@ impl OAuth {
     }
 
     /// Refreshes one integration. Callers in this replica that saw the same tokens share one
-    /// flight; across replicas the row lock serializes, and whoever finds the version moved past
-    /// `seen_version` (or a refresh within the reuse window) returns without calling the
-    /// provider. The flight runs in its own task, so a caller that gives up loses nothing: the
+    /// flight; across replicas the committed refresh lease serializes, and whoever finds the
+    /// version moved past `seen_version` (or a refresh within the reuse window) returns without
+    /// calling the provider. The flight runs in its own task, so a caller that gives up loses nothing: the
     /// rotated tokens are stored anyway.
     pub async fn refresh(&self, id: IntegrationId, seen_version: Option<i64>) -> Result<(), Error> {
         let flight = {
