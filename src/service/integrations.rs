@@ -12,7 +12,7 @@ use crate::domain::{
     Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus, Platform, RequestId,
     TokenRevocation, credential_spec,
 };
-use crate::error::{Error, FieldViolation, Reason};
+use crate::error::{Error, ErrorKind, FieldViolation, Reason};
 use crate::secrets::KeyRing;
 use crate::store::{self, integrations::NewIntegration};
 
@@ -314,9 +314,14 @@ impl Integrations {
         Ok(updated)
     }
 
-    /// Revokes OAuth tokens at the provider, then destroys the credentials and marks the
-    /// integration revoked in one transaction, whatever the provider answered. Disconnecting
-    /// twice is not an error; the second time nothing is left to revoke.
+    /// Disconnects: marks the integration as disconnecting (no refresh starts from then on),
+    /// waits for a refresh in flight and holds the refresh lease, revokes the current tokens at
+    /// the provider, then destroys the credentials and marks the integration revoked in one
+    /// transaction, whatever the provider answered. No grant the service received outlives it:
+    /// tokens that a refresh or a reconnect stored meanwhile are revoked too, and a refresh that
+    /// lost the race revokes its own. Runs in a task of its own, so a caller that gives up
+    /// leaves nothing half done. Disconnecting twice is not an error; the second time nothing
+    /// is left to revoke.
     pub async fn disconnect(
         &self,
         caller: &Caller,
@@ -324,47 +329,99 @@ impl Integrations {
         id: IntegrationId,
     ) -> Result<(Integration, Vec<TokenRevocation>), Error> {
         caller.require_admin()?;
-        let before = self.get(caller, id).await?;
-        if before.status == IntegrationStatus::Revoked {
-            return Ok((before, Vec::new()));
+        let (this, caller, rid) = (self.clone(), caller.clone(), rid.clone());
+        tokio::spawn(async move { this.disconnect_now(&caller, &rid, id).await })
+            .await
+            .unwrap_or_else(|e| Err(Error::internal(e)))
+    }
+
+    async fn disconnect_now(
+        &self,
+        caller: &Caller,
+        rid: &RequestId,
+        id: IntegrationId,
+    ) -> Result<(Integration, Vec<TokenRevocation>), Error> {
+        if !store::refresh::mark_disconnecting(&self.db, caller.workspace_id, id).await? {
+            // Already revoked, or not the caller's (NotFound).
+            return Ok((self.get(caller, id).await?, Vec::new()));
         }
-        // Provider calls happen outside the transaction: no row lock is held across the network.
-        let revocations = if before.connection_type == ConnectionType::Oauth {
-            let creds = store::credentials::open_all(&self.db, &self.keyring, id).await?;
-            self.oauth.revoke_upstream(&before, &creds).await
-        } else {
-            local_only_revocations(&before)
+        let Some(lease) = self.oauth.hold_for_disconnect(id).await? else {
+            return Ok((self.get(caller, id).await?, Vec::new()));
         };
-        let mut tx = self.db.begin().await?;
-        let current = store::integrations::get_for_update(&mut tx, caller.workspace_id, id)
-            .await?
-            .ok_or_else(Error::integration_not_found)?;
-        if current.status == IntegrationStatus::Revoked {
-            return Ok((current, revocations));
+        let result = self.revoke_and_destroy(caller, rid, id).await;
+        if result.is_err() {
+            // Still marked: no refresh starts, and disconnecting again finishes the job.
+            self.oauth.give_back(id, lease).await;
         }
-        let destroyed = store::credentials::delete_all(&mut tx, id).await?;
-        store::integrations::mark_revoked(&mut tx, id).await?;
-        store::audit::record(
-            &mut tx,
-            caller,
-            Some(id),
-            "integration.disconnected",
-            json!({
-                "platform": current.platform.as_str(),
-                "credentials_destroyed": destroyed,
-                "revoked_upstream": revocations.iter().filter(|r| r.revoked_upstream).map(|r| &r.token_type).collect::<Vec<_>>(),
-            }),
-            rid,
-        )
-        .await?;
-        let after = store::integrations::get(&mut *tx, caller.workspace_id, id)
-            .await?
-            .ok_or_else(Error::integration_not_found)?;
-        tx.commit().await?;
-        tracing::info!(integration_id = %id, platform = %current.platform, "integration disconnected");
-        Ok((after, revocations))
+        result
+    }
+
+    /// Provider calls happen outside the transaction: no row lock is held across the network.
+    /// The final transaction is a compare-and-set on the credential version the revoked tokens
+    /// were read at; a reconnect that stored new tokens meanwhile sends us round again.
+    async fn revoke_and_destroy(
+        &self,
+        caller: &Caller,
+        rid: &RequestId,
+        id: IntegrationId,
+    ) -> Result<(Integration, Vec<TokenRevocation>), Error> {
+        let mut revocations = Vec::new();
+        for _ in 0..DISCONNECT_ROUNDS {
+            let (read, creds) =
+                store::integrations::get_opened(&self.db, &self.keyring, caller.workspace_id, id)
+                    .await?
+                    .ok_or_else(Error::integration_not_found)?;
+            if read.status == IntegrationStatus::Revoked {
+                return Ok((read, revocations));
+            }
+            revocations.extend(if read.connection_type == ConnectionType::Oauth {
+                self.oauth.revoke_upstream(&read, &creds).await
+            } else {
+                local_only_revocations(&read)
+            });
+            let mut tx = self.db.begin().await?;
+            let current = store::integrations::get_for_update(&mut tx, caller.workspace_id, id)
+                .await?
+                .ok_or_else(Error::integration_not_found)?;
+            if current.status == IntegrationStatus::Revoked {
+                return Ok((current, revocations));
+            }
+            if current.credential_version != read.credential_version {
+                continue;
+            }
+            let destroyed = store::credentials::delete_all(&mut tx, id).await?;
+            store::integrations::mark_revoked(&mut tx, id).await?;
+            store::audit::record(
+                &mut tx,
+                caller,
+                Some(id),
+                "integration.disconnected",
+                json!({
+                    "platform": current.platform.as_str(),
+                    "credentials_destroyed": destroyed,
+                    "revoked_upstream": revocations.iter().filter(|r| r.revoked_upstream).map(|r| &r.token_type).collect::<Vec<_>>(),
+                }),
+                rid,
+            )
+            .await?;
+            let after = store::integrations::get(&mut *tx, caller.workspace_id, id)
+                .await?
+                .ok_or_else(Error::integration_not_found)?;
+            tx.commit().await?;
+            tracing::info!(integration_id = %id, platform = %current.platform, "integration disconnected");
+            return Ok((after, revocations));
+        }
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            Reason::RefreshInProgress,
+            "the integration kept receiving new tokens while it was disconnected; disconnect it again",
+        ))
     }
 }
+
+/// Rounds of revoking before a disconnect gives up: each one means a reconnect stored new
+/// tokens while the previous ones were being revoked.
+const DISCONNECT_ROUNDS: usize = 3;
 
 /// API keys and pasted tokens have no revocation endpoint we may call: they are revoked in the
 /// provider's dashboard. Say so per credential, so nobody believes they are dead upstream.

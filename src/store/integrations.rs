@@ -289,6 +289,7 @@ pub async fn mark_revoked(conn: &mut PgConnection, id: IntegrationId) -> Result<
     sqlx::query(
         "UPDATE integrations SET status = 'revoked', status_reason = 'DISCONNECTED',
              credential_expires_at = NULL, revoked_at = now(), check_claimed_until = NULL,
+             refresh_lease_holder = NULL, refresh_lease_until = NULL, disconnecting_at = NULL,
              updated_at = now()
          WHERE id = $1",
     )
@@ -360,79 +361,6 @@ pub async fn upsert_oauth(
     Ok(IntegrationId(id))
 }
 
-/// What a refresh needs to know about an integration, read under its row lock.
-#[derive(sqlx::FromRow)]
-pub struct RefreshRow {
-    pub workspace_id: Uuid,
-    pub platform: String,
-    pub status: String,
-    pub credential_version: i64,
-    /// Seconds since the last successful refresh, when there was one.
-    pub refreshed_secs_ago: Option<f64>,
-}
-
-/// Locks an integration's row for a refresh, inside the caller's transaction. Waits at most
-/// `timeout` (the transaction's `lock_timeout`, set here), then answers Unavailable
-/// `REFRESH_IN_PROGRESS` (another replica is refreshing it, or died holding the lock, which
-/// PostgreSQL releases when its connection goes).
-pub async fn lock_for_refresh(
-    tx: &mut PgConnection,
-    id: IntegrationId,
-    timeout: std::time::Duration,
-) -> Result<Option<RefreshRow>, Error> {
-    // SET takes no bind parameters; the value is a number we format ourselves. LOCAL keeps it
-    // to this transaction.
-    let lock_ms = timeout.as_millis().max(1);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SET LOCAL lock_timeout = '{lock_ms}ms'"
-    )))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query_as(
-        "SELECT workspace_id, platform, status, credential_version,
-                EXTRACT(EPOCH FROM now() - tokens_refreshed_at)::float8 AS refreshed_secs_ago
-         FROM integrations WHERE id = $1 FOR UPDATE",
-    )
-    .bind(id.0)
-    .fetch_optional(tx)
-    .await
-    .map_err(|e| match &e {
-        // 55P03 lock_not_available: lock_timeout expired.
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => Error::new(
-            ErrorKind::Unavailable,
-            Reason::RefreshInProgress,
-            "another refresh of this integration is taking long; retry shortly",
-        )
-        .with_retry_after(std::time::Duration::from_secs(1)),
-        _ => Error::from(e),
-    })
-}
-
-/// New tokens are stored: bump the version, clear failures, record the expiry (None when the
-/// provider gave none) and the granted scopes when the provider restated them.
-pub async fn record_refresh(
-    conn: &mut PgConnection,
-    id: IntegrationId,
-    expires_at: Option<DateTime<Utc>>,
-    scopes: &[String],
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE integrations SET credential_version = credential_version + 1, tokens_refreshed_at = now(),
-             credential_expires_at = $2, scopes = CASE WHEN cardinality($3::text[]) > 0 THEN $3 ELSE scopes END,
-             refresh_failures = 0, next_refresh_attempt_at = NULL, refresh_claimed_until = NULL,
-             status = 'connected',
-             status_reason = CASE WHEN status_reason = 'SCOPE_MISSING' THEN status_reason ELSE NULL END,
-             updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(id.0)
-    .bind(expires_at)
-    .bind(scopes)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// The provider says the grant is gone: a person must reconnect; background refresh stops.
 pub async fn mark_needs_reauth(
     conn: &mut PgConnection,
@@ -459,60 +387,6 @@ pub async fn mark_needs_reauth(
     )
     .await?;
     Ok(())
-}
-
-/// A transient refresh failure: back off before the background loop tries again.
-pub async fn record_refresh_failure(
-    exec: impl PgExecutor<'_>,
-    id: IntegrationId,
-    backoff: std::time::Duration,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE integrations SET refresh_failures = refresh_failures + 1, refresh_claimed_until = NULL,
-             next_refresh_attempt_at = now() + make_interval(secs => $2)
-         WHERE id = $1",
-    )
-    .bind(id.0)
-    .bind(backoff.as_secs_f64())
-    .execute(exec)
-    .await?;
-    Ok(())
-}
-
-/// Claims integrations whose access token expires within `ahead`, or whose grant has not
-/// been refreshed for `keepalive` (providers drop unused refresh tokens), for `lease`, skipping
-/// rows another replica holds. Returns (id, credential_version, consecutive failures).
-pub async fn claim_due_refreshes(
-    exec: impl PgExecutor<'_>,
-    ahead: std::time::Duration,
-    keepalive: std::time::Duration,
-    lease: std::time::Duration,
-    limit: i64,
-) -> Result<Vec<(IntegrationId, i64, i32)>, Error> {
-    let rows: Vec<(Uuid, i64, i32)> = sqlx::query_as(
-        "UPDATE integrations SET refresh_claimed_until = now() + make_interval(secs => $2)
-         WHERE id IN (
-             SELECT id FROM integrations
-             WHERE status = 'connected' AND 'refresh_token' = ANY(credential_fields)
-               AND (credential_expires_at <= now() + make_interval(secs => $1)
-                    OR coalesce(tokens_refreshed_at, created_at) < now() - make_interval(secs => $4))
-               AND (refresh_claimed_until IS NULL OR refresh_claimed_until < now())
-               AND (next_refresh_attempt_at IS NULL OR next_refresh_attempt_at <= now())
-             ORDER BY credential_expires_at NULLS LAST
-             LIMIT $3
-             FOR UPDATE SKIP LOCKED)
-         RETURNING id, credential_version, refresh_failures",
-    )
-    .bind(ahead.as_secs_f64())
-    .bind(lease.as_secs_f64())
-    .bind(limit)
-    .bind(keepalive.as_secs_f64())
-    .fetch_all(exec)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, v, f)| (IntegrationId(id), v, f))
-        .collect())
 }
 
 /// Live integrations of a platform for one provider account, in any workspace, other than

@@ -8,6 +8,7 @@ pub mod health_events;
 pub mod integrations;
 pub mod oauth_handles;
 pub mod oauth_states;
+pub mod refresh;
 pub mod revocations;
 pub mod sealed;
 pub mod workspaces;

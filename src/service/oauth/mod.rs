@@ -38,6 +38,8 @@ struct Inner {
     /// Refreshes under way, by integration and the credential version their callers saw: a
     /// caller that saw newer tokens than a flight started from gets a flight of its own.
     inflight: Mutex<HashMap<(IntegrationId, Option<i64>), refresh::Flight>>,
+    /// Bounds the refreshes of this replica that talk to providers at once.
+    refresh_slots: tokio::sync::Semaphore,
 }
 
 /// The OAuth service: cheap to clone, one shared state.
@@ -58,6 +60,7 @@ impl OAuth {
         frontend_url: Url,
         allowed_origins: Vec<String>,
     ) -> Self {
+        let refresh_slots = refresh::slots(&db);
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -69,6 +72,7 @@ impl OAuth {
                 frontend_url,
                 allowed_origins,
                 inflight: Mutex::new(HashMap::new()),
+                refresh_slots,
             }),
         }
     }

@@ -4,6 +4,7 @@
 
 mod complete;
 mod connect;
+mod disconnect_race;
 mod fake;
 mod leaks;
 mod refresh;

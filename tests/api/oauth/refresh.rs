@@ -15,8 +15,8 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use super::{
-    Fake, Flavour, NO_HANG, Options, connect_ok, fast_refresh_loop, get, names, oauth_client, rig,
-    rig_with, secs_from_now, set, spawn_replica, status_of,
+    Fake, Flavour, NO_HANG, Options, connect_as, connect_ok, fast_refresh_loop, get, names,
+    oauth_client, rig, rig_with, secs_from_now, set, spawn_replica, status_of,
 };
 use crate::helpers::{TestApp, authed, http, reason, spawn_app_with};
 
@@ -855,6 +855,134 @@ async fn a_refresh_the_provider_refuses_tells_the_caller_the_providers_error_cod
     let i = get(&app, &connected.id, &app.token(Role::Viewer)).await;
     assert_eq!(status_of(&i), IntegrationStatus::Connected);
     fake.fail_token_endpoint(None);
+    fake.assert_clean();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replica_that_dies_holding_the_refresh_lease_blocks_nobody_past_its_expiry() {
+    let (app, fake) = rig(Flavour::Zoom).await;
+    let connected = connect_ok(&app, &fake).await;
+    fake.expires_in(None, Some(7_200));
+    // The "replica" committed its lease and died before it called the provider.
+    let pool = app.pool().await;
+    sqlx::query(
+        "UPDATE integrations SET refresh_lease_holder = gen_random_uuid(),
+             refresh_lease_until = now() + interval '2 seconds'
+         WHERE id = $1",
+    )
+    .bind(uuid::Uuid::parse_str(&connected.id).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let began = Instant::now();
+
+    let mut client = oauth_client(&app).await;
+    let (token, name) = (app.token(Role::Admin), connected.id.clone());
+    let mut refreshing =
+        tokio::spawn(async move { refresh_with(&mut client, &name, &token).await });
+    // While the lease holds, the waiter calls nobody and waits on no lock.
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    let result = loop {
+        tokio::select! {
+            r = &mut refreshing => break r.expect("task"),
+            _ = every.tick() => {}
+        }
+        let lock_waiters: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(lock_waiters, 0, "a refresh waits on a row lock");
+        assert!(began.elapsed() < NO_HANG, "the refresh never finished");
+    };
+    pool.close().await;
+
+    let i = result.expect("the refresh succeeds once the lease has run out");
+    assert!(
+        began.elapsed() >= Duration::from_millis(1_500),
+        "the refresh did not wait for the lease: {:?}",
+        began.elapsed()
+    );
+    assert!(expires_in(&i) > 7_000, "the new tokens are stored: {i:?}");
+    assert_eq!(fake.refreshes(), 1);
+    fake.assert_clean();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_refreshes_waiting_on_a_slow_token_endpoint_leave_other_tenants_answering() {
+    let (app, fake) = rig_with(Flavour::Zoom, Options::default(), |c| {
+        c.pool.max_connections = 8;
+        // Every refresh waits its turn for a provider slot (five turns of 6 s), and its caller
+        // waits for it.
+        c.oauth.refresh_lock_timeout = Duration::from_secs(90);
+        c.limits.request_timeout = Duration::from_secs(90);
+    })
+    .await;
+    let mut targets = Vec::new();
+    for _ in 0..20 {
+        let workspace = uuid::Uuid::new_v4();
+        let landing = connect_as(&app, &fake, &app.token_for(workspace, Role::Member), "").await;
+        targets.push((workspace, landing.assert_success(fake.flavour)));
+    }
+    fake.slow_token_endpoint(Duration::from_secs(6));
+    let channel = app.channel().await;
+    let refreshes: Vec<_> = targets
+        .iter()
+        .map(|(workspace, id)| {
+            let mut client = OAuthServiceClient::new(channel.clone());
+            let (token, id) = (app.token_for(*workspace, Role::Admin), id.clone());
+            tokio::spawn(async move { refresh_with(&mut client, &id, &token).await })
+        })
+        .collect();
+    fake.wait_until("refreshes reached the provider", NO_HANG, |f| {
+        f.refreshes() >= 1
+    })
+    .await;
+
+    // For most of the provider's 6 s, another tenant lists its integrations.
+    let other = app.token_for(uuid::Uuid::new_v4(), Role::Viewer);
+    let mut integrations = app.integrations().await;
+    let window = Instant::now();
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    while window.elapsed() < Duration::from_secs(4) {
+        every.tick().await;
+        let began = Instant::now();
+        integrations
+            .list_integrations(authed(
+                founderhouse_integrations::proto::ListIntegrationsRequest::default(),
+                &other,
+            ))
+            .await
+            .expect("another tenant is served while refreshes wait on the provider");
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "ListIntegrations took {:?}",
+            began.elapsed()
+        );
+        assert!(
+            fake.refreshes() <= 4,
+            "{} provider calls at once: more than half the pool",
+            fake.refreshes()
+        );
+    }
+
+    let results = tokio::time::timeout(
+        Duration::from_secs(90),
+        futures::future::join_all(refreshes),
+    )
+    .await
+    .expect("every refresh finishes");
+    for (k, r) in results.into_iter().enumerate() {
+        let i = r
+            .expect("task")
+            .unwrap_or_else(|s| panic!("refresh #{k} failed: {s:?}"));
+        assert_eq!(status_of(&i), IntegrationStatus::Connected);
+    }
+    assert_eq!(fake.refreshes(), 20, "one provider call per integration");
     fake.assert_clean();
     app.stop().await;
 }
