@@ -53,7 +53,8 @@ impl Evidence {
             | Reason::TranscriptNotFound
             | Reason::ProviderHasNoRevocation
             | Reason::SharedBotToken
-            | Reason::EventsExpired => None,
+            | Reason::EventsExpired
+            | Reason::RateLimited => None,
         }
     }
 

@@ -89,6 +89,7 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
         jwt_issuer: None,
         jwt_audience: None,
         jwt_max_ttl: Duration::from_secs(24 * 3600),
+        jwks_max_stale: Duration::from_secs(3600),
         keyring: KeyRing::parse(&keys, None).expect("generated keys parse"),
         public_url: "http://127.0.0.1:8080".parse().expect("literal url"),
         frontend_url: "http://localhost:3000".parse().expect("literal url"),
@@ -100,6 +101,7 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
             concurrency_limit: 256,
             max_concurrent_streams: 1024,
         },
+        network: Default::default(),
         providers: Default::default(),
         // Every refresh request reaches the provider, unless a test is about the reuse window.
         oauth: founderhouse_integrations::oauth::OAuthSettings {
