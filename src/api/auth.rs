@@ -85,16 +85,19 @@ impl KeyCache {
     /// A known key of that algorithm, unless the set is older than `max_stale`: a key the
     /// identity provider may have withdrawn long ago is not trusted forever.
     fn get(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
-        if self
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= self.max_stale)
-        {
+        if self.stale() {
             return None;
         }
         self.keys
             .get(kid)
             .filter(|(a, _)| *a == alg)
             .map(|(_, k)| k.clone())
+    }
+
+    /// Never fetched, or fetched longer than `max_stale` ago.
+    fn stale(&self) -> bool {
+        self.fetched_at
+            .is_none_or(|at| at.elapsed() >= self.max_stale)
     }
 
     fn fresh(&self) -> bool {
@@ -108,7 +111,8 @@ impl KeyCache {
         let wait = if self.last_attempt_failed {
             JWKS_FAILURE_BACKOFF
         } else {
-            JWKS_MIN_REFETCH
+            // Keys going stale sooner than that must be refetched when they do.
+            JWKS_MIN_REFETCH.min(self.max_stale)
         };
         self.attempted_at.is_some_and(|at| at.elapsed() < wait)
     }
@@ -119,7 +123,9 @@ impl KeyCache {
         match self.get(kid, alg) {
             Some(k) => Ok(k),
             // Includes keys gone stale: the last fetch failed, so the IdP is what is missing.
-            None if self.last_attempt_failed => Err(jwks_unavailable()),
+            None if self.last_attempt_failed || (self.fetched_at.is_some() && self.stale()) => {
+                Err(jwks_unavailable())
+            }
             None => Err(Error::unauthenticated("token key id not recognised")),
         }
     }

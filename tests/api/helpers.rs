@@ -27,6 +27,8 @@ pub fn server_url() -> String {
 pub struct TestApp {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own (`FH_METRICS_ADDR`).
+    pub metrics_addr: Option<SocketAddr>,
     pub db_name: String,
     pub db_url: String,
     pub jwt_secret: Secret<String>,
@@ -132,11 +134,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     tweak(&mut config);
     let app = App::build(config).await.expect("app builds");
     let (grpc_addr, http_addr) = (app.grpc_addr(), app.http_addr());
+    let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run());
     TestApp {
         grpc_addr,
         http_addr,
+        metrics_addr,
         db_name,
         db_url,
         jwt_secret,
