@@ -407,6 +407,7 @@ impl App {
                 tcp_keepalive: keepalive,
                 // Quiet streams are legitimate; HTTP/2 pings find dead peers instead.
                 idle_timeout: None,
+                first_byte_timeout: Some(network.header_timeout),
             },
         );
         let http = listen::Http {
@@ -432,6 +433,7 @@ impl App {
                     tcp_keepalive: keepalive,
                     // A handler may be silent on its connection for up to the request timeout.
                     idle_timeout: Some(network.idle_timeout.max(limits.request_timeout)),
+                    first_byte_timeout: Some(network.header_timeout),
                 },
             );
             async move {
@@ -449,6 +451,7 @@ impl App {
                     max_connections: METRICS_MAX_CONNECTIONS,
                     tcp_keepalive: keepalive,
                     idle_timeout: Some(network.idle_timeout),
+                    first_byte_timeout: Some(network.header_timeout),
                 },
             );
             tasks.spawn("metrics server", async move {

@@ -38,6 +38,9 @@ pub struct Accept {
     pub tcp_keepalive: Option<Duration>,
     /// Closes a connection with no bytes either way for this long.
     pub idle_timeout: Option<Duration>,
+    /// Closes a connection whose client has sent nothing this long after connecting (before
+    /// HTTP/1.1 or HTTP/2 is even told apart, where no HTTP timeout applies yet).
+    pub first_byte_timeout: Option<Duration>,
 }
 
 /// Accepted connections, each holding a permit of the listener's cap: at the cap the listener
@@ -102,7 +105,7 @@ impl Stream for Incoming {
                 None => return Poll::Ready(None),
                 Some(Ok(io)) => {
                     let permit = this.permit.take().expect("acquired just above");
-                    return Poll::Ready(Some(Ok(Conn::new(io, permit, this.accept.idle_timeout))));
+                    return Poll::Ready(Some(Ok(Conn::new(io, permit, &this.accept))));
                 }
                 Some(Err(e)) => {
                     let name = this.accept.name;
@@ -163,6 +166,8 @@ pub struct Conn {
     io: TcpStream,
     _permit: OwnedSemaphorePermit,
     idle: Option<Idle>,
+    /// Until the client's first bytes arrive.
+    first_byte: Option<Pin<Box<Sleep>>>,
 }
 
 struct Idle {
@@ -171,14 +176,17 @@ struct Idle {
 }
 
 impl Conn {
-    fn new(io: TcpStream, permit: OwnedSemaphorePermit, idle: Option<Duration>) -> Self {
+    fn new(io: TcpStream, permit: OwnedSemaphorePermit, accept: &Accept) -> Self {
         Self {
             io,
             _permit: permit,
-            idle: idle.map(|after| Idle {
+            idle: accept.idle_timeout.map(|after| Idle {
                 after,
                 timer: Box::pin(tokio::time::sleep(after)),
             }),
+            first_byte: accept
+                .first_byte_timeout
+                .map(|after| Box::pin(tokio::time::sleep(after))),
         }
     }
 
@@ -195,9 +203,15 @@ impl Conn {
 
     /// Whether the connection has been silent too long; registers for a wake-up otherwise.
     fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.idle
+        let idle = self
+            .idle
             .as_mut()
-            .is_some_and(|idle| idle.timer.as_mut().poll(cx).is_ready())
+            .is_some_and(|idle| idle.timer.as_mut().poll(cx).is_ready());
+        let mute = self
+            .first_byte
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        idle || mute
     }
 }
 
@@ -217,6 +231,7 @@ impl AsyncRead for Conn {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.progressed();
+                    this.first_byte = None;
                 }
                 Poll::Ready(Ok(()))
             }

@@ -94,6 +94,26 @@ async fn a_rest_client_that_sends_half_a_request_line_is_disconnected_after_the_
 }
 
 #[tokio::test]
+async fn a_client_that_connects_and_says_nothing_is_disconnected_on_both_ports() {
+    // Arrange: before the first byte neither HTTP/1.1 nor HTTP/2 has started, so only the
+    // listener's own timeout can end these.
+    let app = spawn_app_with(|c| {
+        c.network.header_timeout = Duration::from_millis(500);
+        c.network.idle_timeout = Duration::from_secs(60);
+    })
+    .await;
+
+    // Act
+    let mut grpc = TcpStream::connect(app.grpc_addr).await.unwrap();
+    let mut rest = TcpStream::connect(app.http_addr).await.unwrap();
+
+    // Assert
+    assert!(closed_within(&mut grpc, NO_HANG).await, "gRPC port");
+    assert!(closed_within(&mut rest, NO_HANG).await, "REST port");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_silent_rest_connection_is_closed_after_the_idle_timeout() {
     // Arrange: the header timeout is long, so only the idle timeout can close it.
     let app = spawn_app_with(|c| {
