@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::auth::{AuthLayer, Authenticator};
@@ -22,10 +21,12 @@ use crate::api::grpc::{
     connectors::ConnectorsGrpc, health::HealthGrpc, integrations::IntegrationsGrpc,
     oauth::OAuthGrpc,
 };
+use crate::api::limit::{RateLimitLayer, RateLimiter};
+use crate::api::listen::{self, Accept, Incoming};
 use crate::api::observe::ObserveLayer;
 use crate::api::reject::Transport;
 use crate::api::rest::{self, RestState};
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, Network};
 use crate::connectors::{Egress, HttpCore, Registry};
 use crate::oauth::Catalogue;
 use crate::proto::{
@@ -45,6 +46,8 @@ use crate::store::Database;
 pub struct App {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
+    /// `/metrics` on a port of its own, when configured.
+    metrics_listener: Option<TcpListener>,
     db: Database,
     auth: Arc<Authenticator>,
     integrations: Integrations,
@@ -57,8 +60,15 @@ pub struct App {
     jobs: Vec<Job>,
     cors: CorsLayer,
     limits: Limits,
+    network: Network,
     shutdown: CancellationToken,
 }
+
+/// HTTP/2 pings on both ports: a peer that stops answering them is dropped.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connections the metrics listener serves at once: a scraper or two.
+const METRICS_MAX_CONNECTIONS: usize = 64;
 
 /// Builds the one outbound HTTP client (JWKS, OAuth providers, connectors): timeouts, no redirects.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
@@ -125,7 +135,8 @@ impl App {
                 config.jwt_audience.clone(),
                 http.clone(),
             )
-            .with_max_ttl(config.jwt_max_ttl),
+            .with_max_ttl(config.jwt_max_ttl)
+            .with_jwks_max_stale(config.jwks_max_stale),
         );
         if config.jwt_issuer.is_none() && config.jwt_audience.is_none() {
             tracing::warn!(
@@ -195,9 +206,18 @@ impl App {
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+        let metrics_listener = match config.network.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics address {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             grpc_listener,
             http_listener,
+            metrics_listener,
             db,
             auth,
             integrations,
@@ -209,6 +229,7 @@ impl App {
             jobs,
             cors: cors(&config.cors_origins),
             limits: config.limits,
+            network: config.network,
             shutdown,
         })
     }
@@ -228,6 +249,13 @@ impl App {
     /// Cancel it to shut down gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// The metrics listener's address, when `/metrics` has one of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn database(&self) -> &Database {
@@ -256,31 +284,52 @@ impl App {
         health_reporter
             .set_serving::<HealthServiceServer<HealthGrpc>>()
             .await;
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let network = self.network.clone();
+        let (reflection_v1, reflection_v1alpha) = if network.reflection {
+            (
+                Some(
+                    tonic_reflection::server::Builder::configure()
+                        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1()?,
+                ),
+                Some(
+                    tonic_reflection::server::Builder::configure()
+                        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1alpha()?,
+                ),
+            )
+        } else {
+            (None, None)
+        };
+        let limiter = Arc::new(RateLimiter::new(network.rate_limits));
 
         // Layers run top to bottom: observe (request id, metrics), CORS preflight, grpc-web
-        // translation, then auth on plain gRPC.
+        // translation, then auth on plain gRPC, then rate limits (which need the caller).
         let grpc = Server::builder()
             .accept_http1(true)
             .timeout(limits.request_timeout)
             .concurrency_limit_per_connection(limits.concurrency_limit)
             .load_shed(true)
             .max_concurrent_streams(limits.max_concurrent_streams)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .max_connection_age(network.grpc_max_connection_age)
+            // In-flight calls (a WatchHealthEvents stream) get this long after the GOAWAY.
+            .max_connection_age_grace(limits.shutdown_grace)
             .layer(ObserveLayer::new("grpc"))
             .layer(self.cors.clone())
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(AuthLayer::new(self.auth.clone(), Transport::Grpc))
+            .layer(RateLimitLayer::new(
+                limiter.clone(),
+                self.auth.clone(),
+                Transport::Grpc,
+            ))
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_optional_service(reflection_v1)
+            .add_optional_service(reflection_v1alpha)
             .add_service(
                 IntegrationServiceServer::new(IntegrationsGrpc {
                     integrations: self.integrations.clone(),
@@ -313,20 +362,32 @@ impl App {
                 .max_encoding_message_size(max),
             );
 
+        let rest_state = RestState {
+            integrations: self.integrations.clone(),
+            oauth: self.oauth.clone(),
+            health: self.health.clone(),
+            operations: self.operations.clone(),
+            system: self.system.clone(),
+            metrics: crate::telemetry::metrics(),
+            accepting: accepting.clone(),
+        };
+        let metrics_router = self
+            .metrics_listener
+            .is_some()
+            .then(|| rest::metrics_router(rest_state.clone()));
         let rest = rest::router(
-            RestState {
-                integrations: self.integrations.clone(),
-                oauth: self.oauth.clone(),
-                health: self.health.clone(),
-                operations: self.operations.clone(),
-                system: self.system.clone(),
-                metrics: crate::telemetry::metrics(),
-                accepting: accepting.clone(),
-            },
+            rest_state,
             AuthLayer::new(self.auth.clone(), Transport::Rest),
+            metrics_router.is_none(),
         )
         .layer(tower::limit::ConcurrencyLimitLayer::new(
             limits.concurrency_limit,
+        ))
+        // Outside the concurrency limit: a refused call takes no slot.
+        .layer(RateLimitLayer::new(
+            limiter,
+            self.auth.clone(),
+            Transport::Rest,
         ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             http::StatusCode::GATEWAY_TIMEOUT,
@@ -337,7 +398,23 @@ impl App {
 
         let token = self.shutdown.clone();
         let mut tasks = Tasks::default();
-        let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
+        let keepalive = Some(network.tcp_keepalive).filter(|d| !d.is_zero());
+        let incoming = Incoming::new(
+            self.grpc_listener,
+            Accept {
+                name: "grpc",
+                max_connections: network.grpc_max_connections,
+                tcp_keepalive: keepalive,
+                // Quiet streams are legitimate; HTTP/2 pings find dead peers instead.
+                idle_timeout: None,
+                first_byte_timeout: Some(network.header_timeout),
+            },
+        );
+        let http = listen::Http {
+            header_timeout: network.header_timeout,
+            keepalive_interval: HTTP2_KEEPALIVE_INTERVAL,
+            keepalive_timeout: HTTP2_KEEPALIVE_TIMEOUT,
+        };
         tasks.spawn("gRPC server", {
             let token = token.clone();
             async move {
@@ -348,14 +425,41 @@ impl App {
         });
         tasks.spawn("REST server", {
             let token = token.clone();
-            let listener = self.http_listener;
+            let incoming = Incoming::new(
+                self.http_listener,
+                Accept {
+                    name: "rest",
+                    max_connections: network.http_max_connections,
+                    tcp_keepalive: keepalive,
+                    // A handler may be silent on its connection for up to the request timeout.
+                    idle_timeout: Some(network.idle_timeout.max(limits.request_timeout)),
+                    first_byte_timeout: Some(network.header_timeout),
+                },
+            );
             async move {
-                axum::serve(listener, rest)
-                    .with_graceful_shutdown(token.cancelled_owned())
+                listen::serve_http(incoming, rest, http, token)
                     .await
                     .context("REST server")
             }
         });
+        if let (Some(listener), Some(router)) = (self.metrics_listener, metrics_router) {
+            let token = token.clone();
+            let incoming = Incoming::new(
+                listener,
+                Accept {
+                    name: "metrics",
+                    max_connections: METRICS_MAX_CONNECTIONS,
+                    tcp_keepalive: keepalive,
+                    idle_timeout: Some(network.idle_timeout),
+                    first_byte_timeout: Some(network.header_timeout),
+                },
+            );
+            tasks.spawn("metrics server", async move {
+                listen::serve_http(incoming, router, http, token)
+                    .await
+                    .context("metrics server")
+            });
+        }
         tasks.spawn("health listener", self.listener);
         for job in self.jobs {
             let token = token.clone();

@@ -127,6 +127,10 @@ pub struct Settings {
     /// leaked ten-year token is worthless.
     #[arg(long, env = "FH_JWT_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
     pub jwt_max_ttl: Duration,
+    /// How long JWKS keys stay usable while fetching the key set keeps failing; after it,
+    /// tokens are refused with UNAVAILABLE (JWKS_UNAVAILABLE) rather than trusted forever.
+    #[arg(long, env = "FH_JWKS_MAX_STALE", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub jwks_max_stale: Duration,
     /// Encryption keys: comma-separated `<id>:<base64 32 bytes>`; the last is active unless
     /// FH_ENCRYPTION_ACTIVE_KEY says otherwise. Rotate by appending a key, then `keys rewrap`.
     #[arg(
@@ -191,6 +195,71 @@ pub struct Settings {
         global = true
     )]
     pub max_concurrent_streams: u32,
+    /// How long a REST client has to send a request's headers (each request, keep-alive ones
+    /// too); a slow or stalled client is disconnected after it.
+    #[arg(long, env = "FH_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http_header_timeout: Duration,
+    /// A REST connection with no bytes either way for this long is closed (at least
+    /// FH_REQUEST_TIMEOUT, so a slow handler is never cut off by it).
+    #[arg(long, env = "FH_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub http_idle_timeout: Duration,
+    /// Open REST connections beyond which new ones wait in the kernel's backlog; lowered at
+    /// start to fit under the process's open-file limit.
+    #[arg(
+        long,
+        env = "FH_HTTP_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub http_max_connections: usize,
+    /// Open gRPC connections beyond which new ones wait in the kernel's backlog; lowered at
+    /// start to fit under the process's open-file limit.
+    #[arg(
+        long,
+        env = "FH_GRPC_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub grpc_max_connections: usize,
+    /// gRPC connections older than this are asked to go away (GOAWAY) and reconnect, so
+    /// load spreads over replicas and no connection is held forever.
+    #[arg(long, env = "FH_GRPC_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
+    pub grpc_max_connection_age: Duration,
+    /// TCP keepalive idle time on accepted connections of both ports: dead peers are found.
+    #[arg(long, env = "FH_TCP_KEEPALIVE", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub tcp_keepalive: Duration,
+    /// Serve `/metrics` on this address instead of the REST port (unset: on the REST port).
+    #[arg(long, env = "FH_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Serve gRPC server reflection (the schema is public; turn it off to hide it).
+    #[arg(long, env = "FH_REFLECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub reflection: bool,
+    /// StartAuthorization (and POST .../authorize) calls a workspace may make per minute
+    /// (bursts up to the same number); beyond it RESOURCE_EXHAUSTED / 429 with retry-after. 0: no limit.
+    #[arg(
+        long,
+        env = "FH_RATE_LIMIT_START_AUTHORIZATION",
+        default_value_t = 30,
+        global = true
+    )]
+    pub rate_limit_start_authorization: u32,
+    /// RefreshIntegration (and POST .../refresh) calls a workspace may make per minute. 0: no limit.
+    #[arg(
+        long,
+        env = "FH_RATE_LIMIT_REFRESH",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_limit_refresh: u32,
+    /// OAuth callbacks one client IP address may make per minute (the callback needs no token).
+    /// 0: no limit.
+    #[arg(
+        long,
+        env = "FH_RATE_LIMIT_CALLBACK",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_limit_callback: u32,
     /// Refresh OAuth access tokens this long before they expire.
     #[arg(long, env = "FH_REFRESH_AHEAD", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
     pub refresh_ahead: Duration,
@@ -267,6 +336,53 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
 }
 
+/// Listener settings: timeouts and caps on connections, where metrics are served, reflection,
+/// and the rate limits of the expensive or unauthenticated entry points.
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub http_max_connections: usize,
+    pub grpc_max_connections: usize,
+    pub grpc_max_connection_age: Duration,
+    pub tcp_keepalive: Duration,
+    pub metrics_addr: Option<SocketAddr>,
+    pub reflection: bool,
+    pub rate_limits: RateLimits,
+}
+
+/// Calls per minute (bursts up to the same number); 0 turns a limit off.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimits {
+    /// Per workspace.
+    pub start_authorization: u32,
+    /// Per workspace.
+    pub refresh: u32,
+    /// Per client IP address.
+    pub callback: u32,
+}
+
+/// The flags' defaults, for configurations built in code (tests, benches).
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            http_max_connections: 4096,
+            grpc_max_connections: 4096,
+            grpc_max_connection_age: Duration::from_secs(30 * 60),
+            tcp_keepalive: Duration::from_secs(60),
+            metrics_addr: None,
+            reflection: true,
+            rate_limits: RateLimits {
+                start_authorization: 30,
+                refresh: 60,
+                callback: 60,
+            },
+        }
+    }
+}
+
 /// The validated configuration the app is built from.
 #[derive(Clone)]
 pub struct Config {
@@ -281,11 +397,14 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     /// Longest accepted caller-token lifetime.
     pub jwt_max_ttl: Duration,
+    /// How long JWKS keys are trusted while the key set cannot be fetched.
+    pub jwks_max_stale: Duration,
     pub keyring: KeyRing,
     pub public_url: Url,
     pub frontend_url: Url,
     pub cors_origins: Vec<String>,
     pub limits: Limits,
+    pub network: Network,
     /// OAuth providers by id ("zoom", "google", ..., "custom"), from `FH_PROVIDER_<P>_*`.
     pub providers: std::collections::BTreeMap<String, crate::oauth::ProviderSettings>,
     pub oauth: crate::oauth::OAuthSettings,
@@ -349,6 +468,7 @@ impl Settings {
             jwt_issuer: self.jwt_issuer,
             jwt_audience: self.jwt_audience,
             jwt_max_ttl: self.jwt_max_ttl,
+            jwks_max_stale: self.jwks_max_stale,
             keyring,
             public_url: self.public_url,
             frontend_url: self.frontend_url,
@@ -359,6 +479,21 @@ impl Settings {
                 max_message_bytes: self.max_message_bytes,
                 concurrency_limit: self.concurrency_limit.max(1),
                 max_concurrent_streams: self.max_concurrent_streams.max(1),
+            },
+            network: Network {
+                header_timeout: self.http_header_timeout,
+                idle_timeout: self.http_idle_timeout,
+                http_max_connections: self.http_max_connections.max(1),
+                grpc_max_connections: self.grpc_max_connections.max(1),
+                grpc_max_connection_age: self.grpc_max_connection_age,
+                tcp_keepalive: self.tcp_keepalive,
+                metrics_addr: self.metrics_addr,
+                reflection: self.reflection,
+                rate_limits: RateLimits {
+                    start_authorization: self.rate_limit_start_authorization,
+                    refresh: self.rate_limit_refresh,
+                    callback: self.rate_limit_callback,
+                },
             },
             connectors: self.connectors.into_config()?,
             providers: crate::oauth::settings::from_env(std::env::vars())?,

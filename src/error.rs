@@ -103,6 +103,8 @@ reasons! {
     ProviderTimeout => "PROVIDER_TIMEOUT",
     /// the provider's rate limit; RetryInfo says when to retry
     ProviderRateLimited => "PROVIDER_RATE_LIMITED",
+    /// this service's rate limit for the call (per workspace, or per client address for the OAuth callback); `retry-after` says when to retry
+    RateLimited => "RATE_LIMITED",
     /// the provider failed repeatedly; calls pause for a cool-down
     CircuitOpen => "CIRCUIT_OPEN",
     /// the provider's answer is over the size limit

@@ -61,26 +61,48 @@ const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
 /// Largest key set read; real ones are a few KiB.
 const JWKS_MAX_BYTES: usize = 256 * 1024;
 
-/// Keys by kid, and when they were fetched.
-/// Fetched keys by kid, and when we last fetched and tried to.
-#[derive(Default)]
+/// Fetched keys by kid, when we last fetched and tried to, and how long keys outlive a
+/// failing identity provider.
 struct KeyCache {
     keys: HashMap<String, (Algorithm, DecodingKey)>,
     fetched_at: Option<Instant>,
     attempted_at: Option<Instant>,
     last_attempt_failed: bool,
+    max_stale: Duration,
 }
 
 impl KeyCache {
+    fn new(max_stale: Duration) -> Self {
+        Self {
+            keys: HashMap::new(),
+            fetched_at: None,
+            attempted_at: None,
+            last_attempt_failed: false,
+            max_stale,
+        }
+    }
+
+    /// A known key of that algorithm, unless the set is older than `max_stale`: a key the
+    /// identity provider may have withdrawn long ago is not trusted forever.
     fn get(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
+        if self.stale() {
+            return None;
+        }
         self.keys
             .get(kid)
             .filter(|(a, _)| *a == alg)
             .map(|(_, k)| k.clone())
     }
 
+    /// Never fetched, or fetched longer than `max_stale` ago.
+    fn stale(&self) -> bool {
+        self.fetched_at
+            .is_none_or(|at| at.elapsed() >= self.max_stale)
+    }
+
     fn fresh(&self) -> bool {
-        self.fetched_at.is_some_and(|at| at.elapsed() < JWKS_TTL)
+        self.fetched_at
+            .is_some_and(|at| at.elapsed() < JWKS_TTL.min(self.max_stale))
     }
 
     /// Whether a fetch happened so recently that another must wait. After a failure the
@@ -89,7 +111,8 @@ impl KeyCache {
         let wait = if self.last_attempt_failed {
             JWKS_FAILURE_BACKOFF
         } else {
-            JWKS_MIN_REFETCH
+            // Keys going stale sooner than that must be refetched when they do.
+            JWKS_MIN_REFETCH.min(self.max_stale)
         };
         self.attempted_at.is_some_and(|at| at.elapsed() < wait)
     }
@@ -99,7 +122,10 @@ impl KeyCache {
     fn settle(&self, kid: &str, alg: Algorithm) -> Result<DecodingKey, Error> {
         match self.get(kid, alg) {
             Some(k) => Ok(k),
-            None if self.last_attempt_failed => Err(jwks_unavailable()),
+            // Includes keys gone stale: the last fetch failed, so the IdP is what is missing.
+            None if self.last_attempt_failed || (self.fetched_at.is_some() && self.stale()) => {
+                Err(jwks_unavailable())
+            }
             None => Err(Error::unauthenticated("token key id not recognised")),
         }
     }
@@ -114,6 +140,9 @@ fn jwks_unavailable() -> Error {
 }
 
 const JWKS_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// `FH_JWKS_MAX_STALE`'s default: an identity provider outage of up to an hour goes unnoticed.
+const DEFAULT_JWKS_MAX_STALE: Duration = Duration::from_secs(3600);
 
 /// A JWKS fetch must end well inside a request's deadline.
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -150,12 +179,21 @@ impl Authenticator {
             jwks: jwks_url.map(|url| Jwks {
                 url,
                 http,
-                cache: RwLock::new(KeyCache::default()),
+                cache: RwLock::new(KeyCache::new(DEFAULT_JWKS_MAX_STALE)),
             }),
             issuer,
             audience,
             max_ttl: Duration::from_secs(24 * 3600),
         }
+    }
+
+    /// Stops trusting fetched JWKS keys `max_stale` after the last successful fetch
+    /// (`FH_JWKS_MAX_STALE`), however long fetching keeps failing.
+    pub fn with_jwks_max_stale(mut self, max_stale: Duration) -> Self {
+        if let Some(jwks) = &mut self.jwks {
+            jwks.cache.get_mut().max_stale = max_stale;
+        }
+        self
     }
 
     /// Refuses tokens whose lifetime (`exp - iat`) is longer than `ttl` (`FH_JWT_MAX_TTL`).

@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod error;
 pub mod grpc;
+pub mod limit;
+pub mod listen;
 pub mod observe;
 pub mod reject;
 pub mod rest;

@@ -57,7 +57,8 @@ impl Evidence {
             | Reason::AuthorizationStartedByAnotherUser
             | Reason::HandleNotFound
             | Reason::HandleExpired
-            | Reason::HandleReused => None,
+            | Reason::HandleReused
+            | Reason::RateLimited => None,
         }
     }
 

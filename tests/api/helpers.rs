@@ -27,6 +27,8 @@ pub fn server_url() -> String {
 pub struct TestApp {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own (`FH_METRICS_ADDR`).
+    pub metrics_addr: Option<SocketAddr>,
     pub db_name: String,
     pub db_url: String,
     pub jwt_secret: Secret<String>,
@@ -89,6 +91,7 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
         jwt_issuer: None,
         jwt_audience: None,
         jwt_max_ttl: Duration::from_secs(24 * 3600),
+        jwks_max_stale: Duration::from_secs(3600),
         keyring: KeyRing::parse(&keys, None).expect("generated keys parse"),
         public_url: "http://127.0.0.1:8080".parse().expect("literal url"),
         frontend_url: "http://localhost:3000".parse().expect("literal url"),
@@ -100,6 +103,7 @@ pub fn test_config(db_url: &str) -> (Config, Secret<String>, String) {
             concurrency_limit: 256,
             max_concurrent_streams: 1024,
         },
+        network: Default::default(),
         providers: Default::default(),
         // Every refresh request reaches the provider, unless a test is about the reuse window.
         oauth: founderhouse_integrations::oauth::OAuthSettings {
@@ -130,11 +134,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     tweak(&mut config);
     let app = App::build(config).await.expect("app builds");
     let (grpc_addr, http_addr) = (app.grpc_addr(), app.http_addr());
+    let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run());
     TestApp {
         grpc_addr,
         http_addr,
+        metrics_addr,
         db_name,
         db_url,
         jwt_secret,

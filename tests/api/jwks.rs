@@ -1,6 +1,6 @@
 //! Tokens signed by an identity provider: RS256 and ES256 keys published at a JWKS URL, fetched
-//! once and cached, refetched at a limited rate, with issuer and audience checks, and a clean
-//! UNAVAILABLE when the key set cannot be fetched.
+//! once and cached, refetched at a limited rate, with issuer and audience checks, a clean
+//! UNAVAILABLE when the key set cannot be fetched, and keys not trusted forever while it cannot.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -711,6 +711,58 @@ async fn a_key_set_larger_than_the_cap_is_not_read_and_requests_are_unavailable(
     assert_jwks_unavailable(&app, &rs256("rsa-1", Uuid::new_v4())).await;
     assert!(jwks.hits() >= 1);
 
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keys_are_refused_once_stale_while_the_jwks_keeps_failing_and_accepted_after_recovery() {
+    // Arrange: keys trusted for at most 2 s after the last successful fetch.
+    let jwks = JwksServer::start(StatusCode::OK).await;
+    let url = jwks.url.clone();
+    let app = spawn_app_with(move |c| {
+        c.jwks_url = Some(url);
+        c.jwt_secret = None;
+        c.jwks_max_stale = Duration::from_secs(2);
+    })
+    .await;
+    let token = rs256("rsa-1", Uuid::new_v4());
+    assert_accepted(&app, &token, &[]).await;
+
+    // Act: the identity provider fails from now on.
+    jwks.answer_with(StatusCode::INTERNAL_SERVER_ERROR);
+
+    // Assert: the old key stops being trusted (it would be for the whole 10 min cache
+    // lifetime, and forever while fetches fail, without the bound).
+    let mut c = app.integrations().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c
+        .list_integrations(authed(proto::ListIntegrationsRequest::default(), &token))
+        .await
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a stale key is still trusted while the JWKS fails"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_jwks_unavailable(&app, &token).await;
+
+    // Once the JWKS answers again, the same token works.
+    jwks.answer_with(StatusCode::OK);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while c
+        .list_integrations(authed(proto::ListIntegrationsRequest::default(), &token))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still rejected after recovery"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_accepted(&app, &token, &[]).await;
     app.stop().await;
 }
 

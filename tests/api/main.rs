@@ -10,6 +10,7 @@ mod health;
 mod integrations;
 mod jwks;
 mod leaks;
+mod limits;
 mod oauth;
 mod process;
 mod resilience;

@@ -37,12 +37,17 @@ pub struct RestState {
 }
 
 /// The routes. Auth runs after routing (as a route layer) so that metrics see the matched
-/// route of rejected requests too, and unknown paths are a plain 404.
-pub fn router(state: RestState, auth: super::auth::AuthLayer) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+/// route of rejected requests too, and unknown paths are a plain 404. `/metrics` is among them
+/// unless it has a listener of its own (`metrics_router`).
+pub fn router(state: RestState, auth: super::auth::AuthLayer, with_metrics: bool) -> Router {
+    let base = Router::new();
+    let base = if with_metrics {
+        base.route("/metrics", get(metrics))
+    } else {
+        base
+    };
+    base.route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route(
             "/api/v1/openapi.json",
             get(|| async { Json(openapi::document()) }),
@@ -62,6 +67,13 @@ pub fn router(state: RestState, auth: super::auth::AuthLayer) -> Router {
             ))
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for its own listener (`FH_METRICS_ADDR`); anything else is a 404.
+pub fn metrics_router(state: RestState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
