@@ -37,6 +37,7 @@ use crate::proto::{
 use crate::scheduler::{self, Job};
 use crate::service::credentials::CredentialAccess;
 use crate::service::health::{Hub, Recorder};
+use crate::service::identity::Identifier;
 use crate::service::oauth::OAuth;
 use crate::service::operations::Operations;
 use crate::service::{Health, Integrations, System};
@@ -145,25 +146,6 @@ impl App {
             );
         }
         let keyring = Arc::new(config.keyring.clone());
-        let oauth = OAuth::new(
-            db.pool.clone(),
-            keyring.clone(),
-            Catalogue::new(&config.providers).context("OAuth provider configuration")?,
-            http.clone(),
-            config.oauth.clone(),
-            config.public_url.clone(),
-            config.frontend_url.clone(),
-            config.cors_origins.clone(),
-        );
-        let access = CredentialAccess::new(db.pool.clone(), keyring.clone(), oauth.clone());
-        let shutdown = CancellationToken::new();
-        let health_settings = Arc::new(config.health.clone());
-        let recorder = Recorder::new(db.pool.clone(), health_settings.clone());
-        let hub = Hub::new(
-            db.pool.clone(),
-            shutdown.clone(),
-            config.health.stream_buffer,
-        );
         let mut policy = config.connectors.policy.clone();
         // A connector call must answer before the server's own request timeout cuts it off.
         policy.default_deadline = policy.default_deadline.min(config.limits.request_timeout);
@@ -177,12 +159,30 @@ impl App {
             config.connectors.allow_private_hosts,
         )
         .context("building the connectors' guarded HTTP client")?;
-        let operations = Operations::new(
-            Arc::new(Registry::new(config.connectors.base_urls.clone())),
-            Arc::new(HttpCore::new(http, egress, policy)),
-            access,
-            recorder.clone(),
+        let registry = Arc::new(Registry::new(config.connectors.base_urls.clone()));
+        let core = Arc::new(HttpCore::new(http.clone(), egress, policy));
+        let identifier = Identifier::new(registry.clone(), core.clone());
+        let oauth = OAuth::new(
+            db.pool.clone(),
+            keyring.clone(),
+            Catalogue::new(&config.providers).context("OAuth provider configuration")?,
+            http.clone(),
+            config.oauth.clone(),
+            config.public_url.clone(),
+            config.frontend_url.clone(),
+            config.cors_origins.clone(),
+            identifier.clone(),
         );
+        let access = CredentialAccess::new(db.pool.clone(), keyring.clone(), oauth.clone());
+        let shutdown = CancellationToken::new();
+        let health_settings = Arc::new(config.health.clone());
+        let recorder = Recorder::new(db.pool.clone(), health_settings.clone());
+        let hub = Hub::new(
+            db.pool.clone(),
+            shutdown.clone(),
+            config.health.stream_buffer,
+        );
+        let operations = Operations::new(registry, core, access, recorder.clone());
         let health = Health::new(
             db.pool.clone(),
             operations.clone(),
@@ -191,7 +191,7 @@ impl App {
             hub.clone(),
         );
         let system = System::new(db.clone(), keyring.clone());
-        let integrations = Integrations::new(db.pool.clone(), keyring, oauth.clone());
+        let integrations = Integrations::new(db.pool.clone(), keyring, oauth.clone(), identifier);
         let listener = Box::pin(
             hub.clone()
                 .listen()

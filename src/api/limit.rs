@@ -1,6 +1,6 @@
 //! Rate limits on the costly and the unauthenticated entry points, one tower layer on both
-//! transports: StartAuthorization and RefreshIntegration per workspace, the OAuth callback per
-//! client address. Beyond a limit: RESOURCE_EXHAUSTED / 429 `RATE_LIMITED` with `retry-after`.
+//! transports: StartAuthorization, CompleteAuthorization and RefreshIntegration per workspace,
+//! the OAuth callback per client address. Beyond a limit: RESOURCE_EXHAUSTED / 429 `RATE_LIMITED` with `retry-after`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -28,6 +28,9 @@ const MAX_KEYS: usize = 100_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Limited {
     StartAuthorization,
+    /// Redeeming handles: each flow completes once, so it has the starts' budget (of its own,
+    /// so that completing does not spend what starting needs).
+    Complete,
     Refresh,
     Callback,
 }
@@ -37,6 +40,9 @@ impl Limited {
         match path {
             "/founderhouse.integrations.v1.OAuthService/StartAuthorization" => {
                 return Some(Self::StartAuthorization);
+            }
+            "/founderhouse.integrations.v1.OAuthService/CompleteAuthorization" => {
+                return Some(Self::Complete);
             }
             "/founderhouse.integrations.v1.OAuthService/RefreshIntegration" => {
                 return Some(Self::Refresh);
@@ -49,6 +55,7 @@ impl Limited {
         }
         match action {
             "authorize" => Some(Self::StartAuthorization),
+            "complete" => Some(Self::Complete),
             "refresh" => Some(Self::Refresh),
             "callback" => Some(Self::Callback),
             _ => None,
@@ -58,6 +65,7 @@ impl Limited {
     fn name(self) -> &'static str {
         match self {
             Self::StartAuthorization => "start_authorization",
+            Self::Complete => "complete_authorization",
             Self::Refresh => "refresh",
             Self::Callback => "callback",
         }
@@ -132,6 +140,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 /// The limiters, shared by both transports so that a workspace has one budget.
 pub struct RateLimiter {
     start_authorization: Buckets<WorkspaceId>,
+    complete: Buckets<WorkspaceId>,
     refresh: Buckets<WorkspaceId>,
     callback: Buckets<IpAddr>,
 }
@@ -140,6 +149,7 @@ impl RateLimiter {
     pub fn new(limits: RateLimits) -> Self {
         Self {
             start_authorization: Buckets::new(limits.start_authorization),
+            complete: Buckets::new(limits.start_authorization),
             refresh: Buckets::new(limits.refresh),
             callback: Buckets::new(limits.callback),
         }
@@ -211,6 +221,7 @@ impl RateLimitLayer {
         let now = Instant::now();
         let bucket = match limited {
             Limited::StartAuthorization => &self.limiter.start_authorization,
+            Limited::Complete => &self.limiter.complete,
             Limited::Refresh => &self.limiter.refresh,
             // The peer's address: behind a proxy that is the proxy, so size the limit for it.
             Limited::Callback => {

@@ -7,7 +7,7 @@ use reqwest::Url;
 use serde_json::{Map, Value};
 
 use super::transport::ProviderRequest;
-use super::{Auth, Cursor, Field, Page, Session};
+use super::{Auth, Cursor, Field, Identity, Page, Session};
 use crate::domain::Credentials;
 use crate::error::Error;
 
@@ -17,11 +17,11 @@ pub fn bearer_access_token(creds: &Credentials) -> Result<Auth, Error> {
 }
 
 /// A connection test that reads the token's own user at `users/me`: the cheapest
-/// authenticated call where a platform has it.
-pub async fn get_users_me(mut s: Session) -> Result<(), Error> {
+/// authenticated call where a platform has it, and it names the user.
+pub async fn get_users_me(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["users", "me"]);
-    s.json(ProviderRequest::get(url)).await?;
-    Ok(())
+    let me = s.json(ProviderRequest::get(url)).await?;
+    Ok(Identity::of_account(me.get("id")))
 }
 
 /// The `title` and `description` fields of an edit operation.

@@ -14,7 +14,7 @@ use super::common::bearer_access_token;
 use super::paging::bad_token;
 use super::schema::{Pattern, Ty};
 use super::transport::{ProviderRequest, bad_answer};
-use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use super::{Auth, Cursor, Field, Identity, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
@@ -65,10 +65,10 @@ fn auth(creds: &Credentials) -> Result<Auth, Error> {
 }
 
 /// The bot's or user's own account.
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["users", "@me"]);
-    s.json(ProviderRequest::get(url)).await?;
-    Ok(())
+    let me = s.json(ProviderRequest::get(url)).await?;
+    Ok(Identity::of_account(me.get("id")))
 }
 
 fn snowflake(v: &str) -> bool {

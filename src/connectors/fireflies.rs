@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use super::graphql;
 use super::transport::not_found;
-use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, next_offset};
+use super::{
+    Auth, Cursor, Field, Identity, Page, Params, PlatformDef, Schema, Session, next_offset,
+};
 use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
@@ -51,7 +53,7 @@ fn auth(creds: &Credentials) -> Result<Auth, Error> {
     }
 }
 
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.base().clone();
     let data = graphql::query(
         &mut s,
@@ -64,7 +66,7 @@ async fn test_connection(mut s: Session) -> Result<(), Error> {
     if data.get("user").is_none_or(Value::is_null) {
         return Err(super::transport::bad_answer(Platform::Fireflies, "no user"));
     }
-    Ok(())
+    Ok(Identity::default())
 }
 
 const LIST_FIELDS: &str = "id title date duration host_email organizer_email participants \

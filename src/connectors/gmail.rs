@@ -20,7 +20,9 @@ use super::common::bearer_access_token;
 use super::mail::{breaks_header, recipients_field};
 use super::schema::Ty;
 use super::transport::{ProviderRequest, bad_answer, rate_limited, rejection, wait_hint};
-use super::{Cursor, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
+use super::{
+    Cursor, Field, Identity, NoParams, Page, Params, PlatformDef, Schema, Session, items_of,
+};
 use crate::domain::Platform;
 use crate::error::Error;
 
@@ -77,7 +79,7 @@ pub fn platform() -> PlatformDef {
         )
 }
 
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["users", "me", "profile"]);
     let profile = call(&mut s, ProviderRequest::get(url)).await?;
     if profile.get("emailAddress").is_none_or(Value::is_null) {
@@ -86,7 +88,8 @@ async fn test_connection(mut s: Session) -> Result<(), Error> {
             "no email address in the profile",
         ));
     }
-    Ok(())
+    // The id_token's subject names the account when the grant has one; this is the fallback.
+    Ok(Identity::of_account(profile.get("emailAddress")))
 }
 
 /// Does a 403 say a rate limit was hit? Google's `errors[].reason` (v1 APIs) or

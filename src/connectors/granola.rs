@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::transport::{ProviderRequest, bad_answer};
 use super::{
-    Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
+    Auth, Cursor, Field, Identity, Page, Params, PlatformDef, Schema, Session, items_of,
+    next_offset,
 };
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -69,11 +70,11 @@ fn auth(creds: &Credentials) -> Result<Auth, Error> {
 }
 
 /// The cheapest authenticated call Granola documents (Nango checks keys the same way).
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["v1", "notes"]);
     s.json(ProviderRequest::get(url).query([("page_size", "1")]))
         .await?;
-    Ok(())
+    Ok(Identity::default())
 }
 
 #[derive(Deserialize)]

@@ -24,9 +24,11 @@
 //! 1. Create `src/connectors/<platform>.rs` with `pub fn platform() -> PlatformDef`:
 //!    `PlatformDef::new(Platform::X, auth, test_connection)` where `auth` turns the
 //!    integration's `Credentials` into an `Auth` header (`common::bearer_access_token` for
-//!    OAuth bearer tokens) and `test_connection` is an `async fn(Session) -> Result<(), Error>`
-//!    that makes one cheap authenticated identity call, never a constant
-//!    (`common::get_users_me` where the API has `users/me`). Add `.header(..)` for headers every
+//!    OAuth bearer tokens) and `test_connection` is an `async fn(Session) -> Result<Identity,
+//!    Error>` that makes one cheap authenticated identity call, never a constant
+//!    (`common::get_users_me` where the API has `users/me`), and names the account it saw
+//!    (`Identity::of_account`) when the answer does: OAuth grants whose token response names
+//!    none are told apart by it. Add `.header(..)` for headers every
 //!    request needs (Notion-Version), `.form_bodies()` if the API takes form posts,
 //!    `.base_url_from("field")` if the host is a credential field.
 //! 2. Each operation is a params struct (`#[derive(Deserialize)] #[serde(deny_unknown_fields)]`)
@@ -92,7 +94,7 @@ pub use egress::Egress;
 pub use paging::Cursor;
 pub use registry::Registry;
 pub use schema::{Field, Schema};
-pub use session::{Renewal, Session};
+pub use session::{NoRenewal, Renewal, Session};
 pub use transport::{Auth, HttpCore, HttpPolicy};
 
 use crate::domain::Credentials;
@@ -164,7 +166,40 @@ pub enum Prepared {
 
 /// Types checked params (the schema already passed them).
 type Prepare = Box<dyn Fn(Map<String, Value>) -> Result<Prepared, Error> + Send + Sync>;
-type TestRun = Box<dyn Fn(Session) -> BoxFuture<'static, Result<(), Error>> + Send + Sync>;
+type TestRun = Box<dyn Fn(Session) -> BoxFuture<'static, Result<Identity, Error>> + Send + Sync>;
+
+/// Who the credentials act as, as the connection test's answer names it. The test doubles as
+/// the identity call, so knowing who connected costs no extra request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The account at the provider (a user id, Slack's team); None when the answer names none.
+    pub account: Option<String>,
+    /// Slack's bot user when the token is a bot token: the key of a bot token shared by the
+    /// connections of one app installation.
+    pub bot_user: Option<String>,
+}
+
+impl Identity {
+    /// An identity naming `account`, when the answer's value is a usable id (a non-empty
+    /// string or a number of at most 200 characters).
+    pub fn of_account(value: Option<&Value>) -> Self {
+        Self {
+            account: id_string(value),
+            bot_user: None,
+        }
+    }
+}
+
+/// A provider id as text: strings and numbers both occur (Monday's ids are numbers in some
+/// API versions); anything else, empty or longer than 200 characters is no id.
+pub fn id_string(value: Option<&Value>) -> Option<String> {
+    let s = match value? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (!s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control)).then_some(s)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -282,7 +317,7 @@ impl PlatformDef {
     ) -> Self
     where
         F: Fn(Session) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Error>> + Send + 'static,
+        Fut: Future<Output = Result<Identity, Error>> + Send + 'static,
     {
         Self {
             platform,
@@ -316,8 +351,8 @@ impl PlatformDef {
         self
     }
 
-    /// Runs the connection test.
-    pub fn test(&self, session: Session) -> BoxFuture<'static, Result<(), Error>> {
+    /// Runs the connection test; it names who the credentials act as where the answer says.
+    pub fn test(&self, session: Session) -> BoxFuture<'static, Result<Identity, Error>> {
         (self.test)(session)
     }
 

@@ -16,7 +16,9 @@ use super::graphql;
 use super::schema::Pattern;
 use super::transport::bad_answer;
 use super::transport::not_found;
-use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, next_offset};
+use super::{
+    Auth, Cursor, Field, Identity, Page, Params, PlatformDef, Schema, Session, next_offset,
+};
 use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
@@ -87,12 +89,12 @@ fn auth(creds: &Credentials) -> Result<Auth, Error> {
     }
 }
 
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let data = run(&mut s, "query Me { me { id } }", json!({}), true).await?;
     if data.pointer("/me/id").is_none_or(Value::is_null) {
         return Err(bad_answer(Platform::Monday, "no user"));
     }
-    Ok(())
+    Ok(Identity::of_account(data.pointer("/me/id")))
 }
 
 async fn run(

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::common::bearer_access_token;
 use super::schema::{Pattern, Ty};
 use super::transport::{ProviderRequest, bad_answer};
-use super::{Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use super::{Cursor, Field, Identity, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::Error;
 
@@ -76,13 +76,13 @@ pub fn platform() -> PlatformDef {
         )
 }
 
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["users", "me"]);
     let me = s.json(ProviderRequest::get(url)).await?;
     if me.get("id").is_none_or(Value::is_null) {
         return Err(bad_answer(Platform::Notion, "no bot user"));
     }
-    Ok(())
+    Ok(Identity::default())
 }
 
 /// Notion ids are UUIDs, written with dashes or as 32 hex digits.

@@ -13,7 +13,8 @@ use super::common::{
 use super::deleted;
 use super::transport::{ProviderRequest, bad_answer};
 use super::{
-    Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of, next_offset,
+    Auth, Cursor, Field, Identity, Page, Params, PlatformDef, Schema, Session, items_of,
+    next_offset,
 };
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -62,10 +63,10 @@ fn auth(creds: &Credentials) -> Result<Auth, Error> {
     Auth::bearer(creds.require("api_key")?)
 }
 
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["user"]);
     s.json(ProviderRequest::get(url)).await?;
-    Ok(())
+    Ok(Identity::default())
 }
 
 fn page_size() -> Field {

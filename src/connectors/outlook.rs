@@ -16,7 +16,7 @@ use super::mail::recipients_field;
 use super::paging::bad_token;
 use super::schema::Pattern;
 use super::transport::{ProviderRequest, bad_answer};
-use super::{Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use super::{Cursor, Field, Identity, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Platform;
 use crate::error::Error;
 
@@ -56,7 +56,7 @@ pub fn platform() -> PlatformDef {
         )
 }
 
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["me"]);
     let me = s
         .json(ProviderRequest::get(url).query([("$select", "id")]))
@@ -64,7 +64,8 @@ async fn test_connection(mut s: Session) -> Result<(), Error> {
     if me.get("id").is_none_or(Value::is_null) {
         return Err(bad_answer(Platform::Outlook, "no user id"));
     }
-    Ok(())
+    // The id_token's `tid:oid` names the account when the grant has one; this is the fallback.
+    Ok(Identity::of_account(me.get("id")))
 }
 
 /// Graph ids (messages, events, folders) are URL-safe base64 with `=` padding; well-known

@@ -9,11 +9,11 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use super::config::{BaseUrls, parse_base};
-use super::session::SessionParts;
+use super::session::{NoRenewal, SessionParts};
 use super::transport::SendOptions;
 use super::{
-    HttpCore, Operation, PlatformDef, Renewal, Session, discord, fireflies, gmail, granola, loom,
-    monday, notion, otter, outlook, slack, zerodb, zerovoice, zoom,
+    HttpCore, Identity, Operation, PlatformDef, Renewal, Session, discord, fireflies, gmail,
+    granola, loom, monday, notion, otter, outlook, slack, zerodb, zerovoice, zoom,
 };
 use crate::domain::Credentials;
 use crate::domain::Platform;
@@ -115,6 +115,26 @@ impl Registry {
             deadline,
             opts,
         })
+    }
+
+    /// Who `creds` act as, by running the platform's connection test with them once (no
+    /// retries, nothing renews them): for credentials not stored yet, a new OAuth grant or a
+    /// pasted token.
+    pub async fn identify(
+        &self,
+        core: Arc<HttpCore>,
+        creds: Credentials,
+        deadline: Instant,
+    ) -> Result<Identity, Error> {
+        let def = self.platform(creds.integration.platform)?;
+        let session = self.session(
+            core,
+            creds,
+            Arc::new(NoRenewal),
+            deadline,
+            SendOptions { retries: false },
+        )?;
+        def.test(session).await
     }
 
     /// Where this integration's requests go: the credential's base URL for platforms that keep

@@ -36,6 +36,16 @@ pub trait Renewal: Send + Sync {
     fn renew<'a>(&'a self, stale: &'a Credentials) -> BoxFuture<'a, Result<Credentials, Error>>;
 }
 
+/// For credentials that are not stored yet: nothing can renew them, so a rejection is the
+/// answer.
+pub struct NoRenewal;
+
+impl Renewal for NoRenewal {
+    fn renew<'a>(&'a self, stale: &'a Credentials) -> BoxFuture<'a, Result<Credentials, Error>> {
+        Box::pin(async move { Err(needs_reauth(stale.integration.platform)) })
+    }
+}
+
 pub struct Session {
     core: Arc<HttpCore>,
     renewal: Arc<dyn Renewal>,

@@ -22,7 +22,7 @@ use super::schema::{Format, Pattern, Ty};
 use super::transport::{
     ProviderRequest, bad_answer, provider_unavailable, rate_limited, rejection, sanitize, wait_hint,
 };
-use super::{Auth, Cursor, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use super::{Auth, Cursor, Field, Identity, Page, Params, PlatformDef, Schema, Session, items_of};
 use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::{Error, ErrorKind, Reason};
@@ -92,14 +92,21 @@ fn user_auth(creds: &Credentials) -> Result<Auth, Error> {
 }
 
 /// `auth.test`, whose `ok` says whether Slack accepts the token.
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["auth.test"]);
-    call(
+    let me = call(
         &mut s,
         ProviderRequest::new(Method::POST, url).idempotent(true),
     )
     .await?;
-    Ok(())
+    // A bot token's `user_id` is the bot user (and `bot_id` is set); a user token's is the user.
+    let bot_user = me
+        .get("bot_id")
+        .and_then(|_| super::id_string(me.get("user_id")));
+    Ok(Identity {
+        account: super::id_string(me.get("team_id")),
+        bot_user,
+    })
 }
 
 /// Slack error codes about the request itself rather than the state of the workspace.

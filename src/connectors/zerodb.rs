@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 use super::deleted;
 use super::schema::Ty;
 use super::transport::{ProviderRequest, bad_answer};
-use super::{Auth, Field, NoParams, Page, Params, PlatformDef, Schema, Session, items_of};
+use super::{
+    Auth, Field, Identity, NoParams, Page, Params, PlatformDef, Schema, Session, items_of,
+};
 use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
@@ -64,10 +66,10 @@ fn auth(creds: &Credentials) -> Result<Auth, Error> {
 
 /// An authenticated call, so a wrong key or host fails the test (the old connector answered
 /// success without calling anything).
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let url = s.url(&["collections"]);
     s.json(ProviderRequest::get(url)).await?;
-    Ok(())
+    Ok(Identity::default())
 }
 
 fn collection_field() -> Field {

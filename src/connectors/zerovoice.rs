@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use super::paging::bad_token;
 use super::schema::Pattern;
 use super::transport::{ProviderRequest, bad_answer};
-use super::{Auth, Cursor, Download, Field, Page, Params, PlatformDef, Schema, Session, items_of};
+use super::{
+    Auth, Cursor, Download, Field, Identity, Page, Params, PlatformDef, Schema, Session, items_of,
+};
 use crate::domain::Credentials;
 use crate::domain::Platform;
 use crate::error::Error;
@@ -60,11 +62,11 @@ fn auth(creds: &Credentials) -> Result<Auth, Error> {
 
 /// The account resource: `GET /Accounts/{sid}.json` (the old connector built
 /// `/Accounts/{sid}/.json`, which is always a 404).
-async fn test_connection(mut s: Session) -> Result<(), Error> {
+async fn test_connection(mut s: Session) -> Result<Identity, Error> {
     let sid = s.credential("account_sid")?.to_owned();
     let url = s.url(&["Accounts", &format!("{sid}.json")]);
     s.json(ProviderRequest::get(url)).await?;
-    Ok(())
+    Ok(Identity::default())
 }
 
 /// `/Accounts/{sid}/<segments>`.

@@ -46,6 +46,41 @@ impl Integration {
         }
     }
 
+    /// An integration not stored yet, for calls made with credentials before they are kept (who
+    /// a new grant or a pasted token acts as). `credential_fields` name the fields it holds.
+    pub fn provisional(
+        workspace_id: WorkspaceId,
+        platform: Platform,
+        connection_type: ConnectionType,
+        credential_fields: Vec<String>,
+    ) -> Self {
+        let now = Utc::now();
+        Self {
+            id: IntegrationId::new(),
+            workspace_id,
+            platform,
+            connection_type,
+            status: IntegrationStatus::Connected,
+            status_reason: None,
+            display_name: platform.title().to_owned(),
+            metadata: Map::new(),
+            provider_account_id: String::new(),
+            scopes: Vec::new(),
+            health_state: super::HealthState::Unknown,
+            health_reason: None,
+            health_message: String::new(),
+            next_check_at: now,
+            health_failures: 0,
+            health_successes: 0,
+            credential_fields,
+            credential_expires_at: None,
+            credential_version: 0,
+            last_check_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// `workspaces/{w}/integrations/{id}`.
     pub fn resource_name(&self) -> String {
         format!("workspaces/{}/integrations/{}", self.workspace_id, self.id)

@@ -30,6 +30,8 @@ pub(super) struct ProviderFields {
     team: Option<SlackTeam>,
     #[serde(default, deserialize_with = "lenient", skip_serializing)]
     bot_user_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient", skip_serializing)]
+    app_id: Option<String>,
     /// Notion: the workspace the integration was added to, and its bot.
     #[serde(default, deserialize_with = "lenient", skip_serializing)]
     workspace_id: Option<String>,
@@ -81,6 +83,8 @@ pub struct TokenSet {
     pub scopes: Vec<String>,
     /// The account at the provider, when the response names one.
     pub account_id: Option<String>,
+    /// Slack's bot user, when the grant holds a bot token: its key for sharing.
+    pub bot_user_id: Option<String>,
     /// Non-secret facts worth keeping (team name, workspace name).
     pub metadata: Map<String, Value>,
 }
@@ -125,7 +129,9 @@ impl TokenSet {
                 let team = extra.team.as_ref();
                 t.account_id = non_empty(team.and_then(|t| t.id.clone()));
                 t.keep("team_name", team.and_then(|t| t.name.clone()));
+                t.bot_user_id = non_empty(extra.bot_user_id.clone());
                 t.keep("bot_user_id", extra.bot_user_id.clone());
+                t.keep("app_id", extra.app_id.clone());
                 t.keep("authed_user_id", user.and_then(|u| u.id.clone()));
             }
             Flavor::Notion => {

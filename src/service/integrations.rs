@@ -1,16 +1,18 @@
 //! Connect, list, read, update and disconnect integrations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
+use super::identity::Identifier;
 use super::oauth::OAuth;
 use super::paging;
+use crate::connectors::Identity;
 use crate::domain::{
     Caller, ConnectionType, Integration, IntegrationId, IntegrationStatus, Platform, RequestId,
-    TokenRevocation, credential_spec,
+    Secret, TokenRevocation, credential_spec,
 };
 use crate::error::{Error, ErrorKind, FieldViolation, Reason};
 use crate::secrets::KeyRing;
@@ -59,6 +61,7 @@ pub struct Integrations {
     db: PgPool,
     keyring: Arc<KeyRing>,
     oauth: OAuth,
+    identifier: Identifier,
 }
 
 fn check_display_name(field: &str, name: &str) -> Result<String, FieldViolation> {
@@ -125,9 +128,15 @@ fn filters_key(platform: Option<Platform>, status: Option<IntegrationStatus>) ->
 }
 
 impl Integrations {
-    /// Disconnecting an OAuth integration revokes its tokens at the provider through `oauth`.
-    pub fn new(db: PgPool, keyring: Arc<KeyRing>, oauth: OAuth) -> Self {
-        Self { db, keyring, oauth }
+    /// Disconnecting an OAuth integration revokes its tokens at the provider through `oauth`;
+    /// `identifier` asks Slack whose a pasted token is.
+    pub fn new(db: PgPool, keyring: Arc<KeyRing>, oauth: OAuth, identifier: Identifier) -> Self {
+        Self {
+            db,
+            keyring,
+            oauth,
+            identifier,
+        }
     }
 
     pub async fn connect(
@@ -178,10 +187,17 @@ impl Integrations {
         else {
             return Err(Error::invalid_fields(violations));
         };
-        let account = creds
-            .provider_account_id
-            .clone()
-            .unwrap_or_else(|| account_in.to_owned());
+        let (account, bot_user_id) = if platform == Platform::Slack {
+            let claimed = creds.provider_account_id.as_deref();
+            let verified = self.verify_slack(caller, &creds.fields, claimed).await?;
+            (verified.account.unwrap_or_default(), verified.bot_user)
+        } else {
+            let account = creds
+                .provider_account_id
+                .clone()
+                .unwrap_or_else(|| account_in.to_owned());
+            (account, None)
+        };
 
         let id = IntegrationId::new();
         let mut tx = self.db.begin().await?;
@@ -198,6 +214,7 @@ impl Integrations {
                 scopes: &[],
                 credential_expires_at: None,
                 created_by: caller.user_id,
+                bot_user_id: bot_user_id.as_deref(),
             },
         )
         .await?;
@@ -218,6 +235,47 @@ impl Integrations {
         tx.commit().await?;
         tracing::info!(integration_id = %id, platform = %platform, "integration connected");
         Ok(integration)
+    }
+
+    /// A pasted Slack token's team and bot user, from Slack's `auth.test`: they decide which
+    /// connections share a bot token (and so whether a disconnect may revoke it), so they are
+    /// never taken from the caller. A `team_id` the caller gave must match.
+    async fn verify_slack(
+        &self,
+        caller: &Caller,
+        fields: &BTreeMap<&'static str, Secret<String>>,
+        claimed_team: Option<&str>,
+    ) -> Result<Identity, Error> {
+        let identity = self
+            .identifier
+            .identify(
+                caller.workspace_id,
+                Platform::Slack,
+                ConnectionType::Direct,
+                fields,
+            )
+            .await
+            .map_err(|e| match e.reason() {
+                Reason::NeedsReauth => Error::invalid_field(
+                    "credentials.access_token",
+                    "Slack did not accept this token",
+                ),
+                _ => e,
+            })?;
+        let Some(team) = identity.account.as_deref() else {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                Reason::ProviderBadResponse,
+                "Slack's auth.test named no team for this token",
+            ));
+        };
+        if claimed_team.is_some_and(|c| c != team) {
+            return Err(Error::invalid_field(
+                "credentials.team_id",
+                "is not the team of this token (Slack's auth.test names another)",
+            ));
+        }
+        Ok(identity)
     }
 
     pub async fn list(

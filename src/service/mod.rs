@@ -2,6 +2,7 @@
 
 pub mod credentials;
 pub mod health;
+pub mod identity;
 pub mod integrations;
 pub mod oauth;
 pub mod operations;

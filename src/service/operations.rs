@@ -302,7 +302,11 @@ impl Operations {
         let started = std::time::Instant::now();
         let result = async {
             let session = self.session(creds, deadline, SendOptions { retries: false })?;
-            self.registry.platform(platform)?.test(session).await
+            self.registry
+                .platform(platform)?
+                .test(session)
+                .await
+                .map(drop)
         }
         .await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

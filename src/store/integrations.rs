@@ -148,13 +148,15 @@ pub struct NewIntegration<'a> {
     pub scopes: &'a [String],
     pub credential_expires_at: Option<DateTime<Utc>>,
     pub created_by: UserId,
+    /// Slack's bot user, as Slack named it (see `count_sharing_bot_token`).
+    pub bot_user_id: Option<&'a str>,
 }
 
 pub async fn insert(conn: &mut PgConnection, new: &NewIntegration<'_>) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO integrations (id, workspace_id, platform, status, display_name, metadata,
-             provider_account_id, scopes, credential_expires_at, created_by)
-         VALUES ($1, $2, $3, 'connected', $4, $5, $6, $7, $8, $9)",
+             provider_account_id, scopes, credential_expires_at, created_by, bot_user_id)
+         VALUES ($1, $2, $3, 'connected', $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new.id.0)
     .bind(new.workspace_id.0)
@@ -165,6 +167,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewIntegration<'_>) -> Result
     .bind(new.scopes)
     .bind(new.credential_expires_at)
     .bind(new.created_by.0)
+    .bind(new.bot_user_id)
     .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -319,10 +322,13 @@ pub async fn upsert_oauth(
 ) -> Result<IntegrationId, Error> {
     let (id, inserted): (Uuid, bool) = sqlx::query_as(
         "INSERT INTO integrations (id, workspace_id, platform, status, status_reason, display_name,
-             metadata, provider_account_id, scopes, credential_expires_at, created_by, connection_type)
-         VALUES ($1, $2, $3, 'connected', $10, $4, $5, $6, $7, $8, $9, 'oauth')
-         ON CONFLICT (workspace_id, platform, provider_account_id) WHERE status <> 'revoked'
+             metadata, provider_account_id, scopes, credential_expires_at, created_by, connection_type,
+             bot_user_id)
+         VALUES ($1, $2, $3, 'connected', $10, $4, $5, $6, $7, $8, $9, 'oauth', $11)
+         ON CONFLICT (workspace_id, platform, provider_account_id)
+             WHERE status <> 'revoked' AND (provider_account_id <> '' OR connection_type <> 'oauth')
          DO UPDATE SET status = 'connected', status_reason = EXCLUDED.status_reason,
+             bot_user_id = EXCLUDED.bot_user_id,
              metadata = integrations.metadata || EXCLUDED.metadata, scopes = EXCLUDED.scopes,
              credential_expires_at = EXCLUDED.credential_expires_at, connection_type = 'oauth',
              credential_version = integrations.credential_version + 1, refresh_failures = 0,
@@ -339,6 +345,7 @@ pub async fn upsert_oauth(
     .bind(new.credential_expires_at)
     .bind(new.created_by.0)
     .bind(status_reason.map(Reason::as_str))
+    .bind(new.bot_user_id)
     .fetch_one(&mut *conn)
     .await?;
     // xmax is 0 on a row this statement inserted, and set on one it updated.
@@ -389,21 +396,23 @@ pub async fn mark_needs_reauth(
     Ok(())
 }
 
-/// Live integrations of a platform for one provider account, in any workspace, other than
-/// `except` (Slack's bot token is shared by all of them).
-pub async fn count_live_for_account(
+/// Other live integrations, in any workspace, holding the same Slack bot token as `id`: the
+/// same team and bot user, both as Slack named them (never a caller's claim). None when `id`'s
+/// bot user is unknown (a row from before it was recorded), so nobody can tell.
+pub async fn count_sharing_bot_token(
     exec: impl PgExecutor<'_>,
-    platform: Platform,
-    account: &str,
-    except: IntegrationId,
-) -> Result<i64, Error> {
+    id: IntegrationId,
+) -> Result<Option<i64>, Error> {
     Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM integrations
-         WHERE platform = $1 AND provider_account_id = $2 AND id <> $3 AND status <> 'revoked'",
+        "SELECT CASE WHEN me.bot_user_id IS NULL THEN NULL ELSE (
+             SELECT count(*) FROM integrations o
+              WHERE o.platform = me.platform AND o.provider_account_id = me.provider_account_id
+                AND o.bot_user_id = me.bot_user_id AND o.id <> me.id AND o.status <> 'revoked')
+         END
+         FROM integrations me WHERE me.id = $1",
     )
-    .bind(platform.as_str())
-    .bind(account)
-    .bind(except.0)
-    .fetch_one(exec)
-    .await?)
+    .bind(id.0)
+    .fetch_optional(exec)
+    .await?
+    .flatten())
 }

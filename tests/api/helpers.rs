@@ -293,6 +293,7 @@ pub async fn seed_oauth_integration(
             scopes: &[],
             credential_expires_at: expires_at,
             created_by: UserId(Uuid::new_v4()),
+            bot_user_id: None,
         },
         None,
     )

@@ -416,3 +416,36 @@ async fn reflection_can_be_turned_off() {
     assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn complete_authorization_is_rate_limited_per_workspace_so_handles_cannot_be_guessed() {
+    // Arrange: two starts a minute, so two redemptions too.
+    let app = spawn_app_with(|c| c.network.rate_limits.start_authorization = 2).await;
+    let token = app.token(Role::Member);
+    let mut oauth = OAuthServiceClient::new(app.channel().await);
+    let guess = || proto::CompleteAuthorizationRequest {
+        handle: Uuid::new_v4().simple().to_string(),
+    };
+
+    // Act: two guesses, answered NOT_FOUND, spend the budget.
+    for _ in 0..2 {
+        let r = oauth.complete_authorization(authed(guess(), &token)).await;
+        assert!(not_limited(&r), "{r:?}");
+    }
+
+    // Assert: the third is refused on gRPC and REST, and starting still has its own budget.
+    assert_rate_limited_grpc(oauth.complete_authorization(authed(guess(), &token)).await);
+    let rest = http()
+        .post(app.rest_url("/api/v1/oauth/zoom/complete"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"handle": "guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_rate_limited_rest(rest).await;
+    let r = oauth
+        .start_authorization(authed(start(proto::Platform::Zoom), &token))
+        .await;
+    assert!(not_limited(&r), "{r:?}");
+    app.stop().await;
+}

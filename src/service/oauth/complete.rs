@@ -7,12 +7,12 @@ use serde_json::json;
 
 use super::{OAuth, expiry};
 use crate::domain::{
-    Caller, Integration, IntegrationId, Platform, ProviderId, RequestId, Secret, UserId,
-    WorkspaceId,
+    Caller, ConnectionType, Integration, IntegrationId, Platform, ProviderId, RequestId, Secret,
+    UserId, WorkspaceId,
 };
 use crate::error::{Error, ErrorKind, Reason};
 use crate::oauth::client::{self, OAuthError, TokenSet};
-use crate::oauth::pkce;
+use crate::oauth::{pkce, slack};
 use crate::store::{self, integrations::NewIntegration, oauth_handles::HandleRow};
 
 /// What CompleteAuthorization answers.
@@ -71,17 +71,29 @@ impl OAuth {
             tracing::info!(request_id = %rid, provider = %state.provider, error = ?e, "oauth code exchange failed");
             exchange_error(platform, e)
         })?;
+        let mut tokens = tokens;
+        if tokens.account_id.is_none() {
+            tokens.account_id = self.identify(caller, platform, &tokens, rid).await;
+        }
         let scope_missing = p.needs_refresh_token && !tokens.has("refresh_token");
         let mut tx = self.inner.db.begin().await?;
-        let integration_id = self
+        let stored = self
             .store_grant(&mut tx, caller, platform, tokens, scope_missing, rid)
             .await?;
         tx.commit().await?;
+        let integration_id = stored.id;
         tracing::info!(request_id = %rid, integration_id = %integration_id, provider = %state.provider, "oauth connection finished");
         let integration =
             store::integrations::get(&self.inner.db, caller.workspace_id, integration_id)
                 .await?
                 .ok_or_else(Error::integration_not_found)?;
+        if let Some(old) = stored.replaced {
+            // Revoked (or queued) after the commit: the new grant is already in place.
+            let r = self
+                .revoke_replaced_slack_user_token(&integration, p, &old)
+                .await;
+            tracing::info!(request_id = %rid, integration_id = %integration_id, revoked = r.revoked_upstream, reason = r.reason.map(Reason::as_str), "the slack user token a reconnect replaced was revoked");
+        }
         Ok(Completed {
             integration,
             warning: scope_missing.then_some("scope_missing"),
@@ -164,6 +176,37 @@ impl OAuth {
         })
     }
 
+    /// Who a grant whose token response names no account acts as, from the platform's
+    /// identity call (Zoom `users/me`, Discord `users/@me`, Monday `me`, ...). None when the
+    /// provider will not say: the grant then becomes an integration of its own, so it can never
+    /// replace another user's (an empty account would match every other empty one).
+    async fn identify(
+        &self,
+        caller: &Caller,
+        platform: Platform,
+        tokens: &TokenSet,
+        rid: &RequestId,
+    ) -> Option<String> {
+        let fields = tokens.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
+        match self
+            .inner
+            .identifier
+            .identify(
+                caller.workspace_id,
+                platform,
+                ConnectionType::Oauth,
+                &fields,
+            )
+            .await
+        {
+            Ok(identity) => identity.account,
+            Err(e) => {
+                tracing::warn!(request_id = %rid, platform = %platform, reason = e.reason().as_str(), error = %e, "could not tell which provider account a new grant acts as; it becomes a new integration");
+                None
+            }
+        }
+    }
+
     async fn store_grant(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -172,7 +215,7 @@ impl OAuth {
         tokens: TokenSet,
         scope_missing: bool,
         rid: &RequestId,
-    ) -> Result<IntegrationId, Error> {
+    ) -> Result<Stored, Error> {
         let account = tokens.account_id.clone().unwrap_or_default();
         let expires_at = expiry(tokens.expires_in);
         store::workspaces::ensure(&mut *tx, caller.workspace_id).await?;
@@ -189,13 +232,19 @@ impl OAuth {
                 scopes: &tokens.scopes,
                 credential_expires_at: expires_at,
                 created_by: caller.user_id,
+                bot_user_id: tokens.bot_user_id.as_deref(),
             },
             scope_missing.then_some(Reason::ScopeMissing),
         )
         .await?;
+        let fields: BTreeMap<&str, Secret<String>> = tokens.fields.into_iter().collect();
+        let replaced = if id != new_id && platform == Platform::Slack {
+            self.replaced_slack_user_token(&mut *tx, id, &fields).await
+        } else {
+            None
+        };
         // A reconnect replaces every token of the old grant.
         store::credentials::delete_all(&mut *tx, id).await?;
-        let fields: BTreeMap<&str, Secret<String>> = tokens.fields.into_iter().collect();
         store::credentials::put(&mut *tx, &self.inner.keyring, id, &fields, expires_at).await?;
         let names: Vec<&str> = fields.keys().copied().collect();
         store::audit::record(
@@ -207,8 +256,42 @@ impl OAuth {
             rid,
         )
         .await?;
-        Ok(id)
+        Ok(Stored { id, replaced })
     }
+
+    /// The user token a Slack reconnect replaces, when another user of the team reconnected
+    /// (the team is the account, so the integration is the same): that user's token would stay
+    /// live at Slack with nobody holding it. Only user tokens: they are each user's own, while
+    /// the bot token is the installation's. Other providers issue one grant per user and app,
+    /// so revoking a same-account reconnect's old tokens would revoke the new ones too.
+    async fn replaced_slack_user_token(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        id: IntegrationId,
+        new: &BTreeMap<&str, Secret<String>>,
+    ) -> Option<Secret<String>> {
+        let old = match store::credentials::open_all(&mut *tx, &self.inner.keyring, id).await {
+            Ok(old) => old,
+            Err(e) => {
+                tracing::warn!(integration_id = %id, reason = e.reason().as_str(), "could not open the tokens a reconnect replaces; they are not revoked");
+                return None;
+            }
+        };
+        let new: BTreeMap<String, Secret<String>> = new
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let old_user = slack::revocation_targets(&old).user?;
+        let new_user = slack::revocation_targets(&new).user;
+        (new_user.map(|t| t.expose()) != Some(old_user.expose())).then(|| old_user.clone())
+    }
+}
+
+/// What storing a grant did.
+struct Stored {
+    id: IntegrationId,
+    /// A token of the old grant that the new one replaced and nobody holds any more.
+    replaced: Option<Secret<String>>,
 }
 
 fn handle_not_found() -> Error {

@@ -19,6 +19,7 @@ use crate::domain::IntegrationId;
 use crate::oauth::OAuthSettings;
 use crate::oauth::catalogue::Catalogue;
 use crate::secrets::KeyRing;
+use crate::service::identity::Identifier;
 
 pub use authorize::{CallbackError, CallbackParams, Started};
 pub use complete::Completed;
@@ -35,6 +36,8 @@ struct Inner {
     public_url: Url,
     frontend_url: Url,
     allowed_origins: Vec<String>,
+    /// Asks the provider who a new grant acts as when its token response does not say.
+    identifier: Identifier,
     /// Refreshes under way, by integration and the credential version their callers saw: a
     /// caller that saw newer tokens than a flight started from gets a flight of its own.
     inflight: Mutex<HashMap<(IntegrationId, Option<i64>), refresh::Flight>>,
@@ -59,6 +62,7 @@ impl OAuth {
         public_url: Url,
         frontend_url: Url,
         allowed_origins: Vec<String>,
+        identifier: Identifier,
     ) -> Self {
         let refresh_slots = refresh::slots(&db);
         Self {
@@ -71,6 +75,7 @@ impl OAuth {
                 public_url,
                 frontend_url,
                 allowed_origins,
+                identifier,
                 inflight: Mutex::new(HashMap::new()),
                 refresh_slots,
             }),

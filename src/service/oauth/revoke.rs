@@ -76,17 +76,17 @@ impl OAuth {
                     );
                 }
                 if let Some(b) = bot {
-                    let others = store::integrations::count_live_for_account(
+                    // How many others share it is other tenants' business: the answer says
+                    // only whether it stays valid.
+                    let others = store::integrations::count_sharing_bot_token(
                         &self.inner.db,
-                        integration.platform,
-                        &integration.provider_account_id,
                         integration.id,
                     )
                     .await;
                     match others {
-                        Ok(0) => out.push(self.revoke_token(integration, p, "bot_token", Method::Slack, b, "access_token").await),
-                        Ok(n) => out.push(entry("bot_token", false, Reason::SharedBotToken, format!("the Slack bot token is shared with {n} other connection(s) of this Slack team; it stays valid until the last one disconnects"))),
-                        Err(_) => out.push(entry("bot_token", false, Reason::SharedBotToken, "could not tell whether other connections share the bot token, so it was left valid".to_owned())),
+                        Ok(Some(0)) => out.push(self.revoke_token(integration, p, "bot_token", Method::Slack, b, "access_token").await),
+                        Ok(Some(_)) => out.push(entry("bot_token", false, Reason::SharedBotToken, "the Slack bot token is shared with other connections of this Slack app installation; it stays valid until the last one disconnects".to_owned())),
+                        Ok(None) | Err(_) => out.push(entry("bot_token", false, Reason::SharedBotToken, "could not tell whether other connections share the Slack bot token, so it was left valid".to_owned())),
                     }
                 }
                 out
@@ -113,6 +113,24 @@ impl OAuth {
                 out
             }
         }
+    }
+
+    /// Revokes the Slack user token a reconnect by another user of the team replaced.
+    pub(super) async fn revoke_replaced_slack_user_token(
+        &self,
+        integration: &Integration,
+        p: &Provider,
+        token: &Secret<String>,
+    ) -> TokenRevocation {
+        self.revoke_token(
+            integration,
+            p,
+            "user_token",
+            Method::Slack,
+            token,
+            "access_token",
+        )
+        .await
     }
 
     /// Revokes one token; when the provider is unavailable, queues a sealed copy that the

@@ -188,6 +188,11 @@ impl Fake {
         self.recorder.seen.lock().expect("recorder").clone()
     }
 
+    /// Forgets the requests seen so far (a rig's connect-time calls), so a test counts its own.
+    pub fn forget(&self) {
+        self.recorder.seen.lock().expect("recorder").clear();
+    }
+
     pub fn count(&self) -> usize {
         self.recorder.seen.lock().expect("recorder").len()
     }

@@ -70,7 +70,11 @@ async fn the_connection_test_calls_auth_test_and_checks_ok() {
 
 #[tokio::test]
 async fn a_revoked_token_answered_with_http_200_ok_false_tests_needs_reauth() {
-    let rig = rig_with_token("xoxb-revoked-0000-token").await;
+    let rig = rig().await;
+    rig.fake.then(Scripted::status(
+        200,
+        r#"{"ok": false, "error": "token_revoked"}"#,
+    ));
 
     let t = rig.test_as(Role::Member).await.unwrap();
 

@@ -119,7 +119,7 @@ async fn zoom_connects_through_the_browser_with_pkce_and_basic_client_auth() {
         app.workspace,
         Expected {
             fields: &["access_token", "refresh_token"],
-            account: String::new(),
+            account: fake.account(), // from the identity call
             expires_in: Some(3600),
         },
     );
@@ -211,7 +211,7 @@ async fn discord_connects_with_a_seven_day_token_and_a_refresh_token() {
         app.workspace,
         Expected {
             fields: &["access_token", "refresh_token"],
-            account: String::new(),
+            account: fake.account(), // from the identity call
             expires_in: Some(604_800),
         },
     );
@@ -265,7 +265,7 @@ async fn monday_connects_with_a_legacy_token_that_never_expires_and_cannot_refre
         app.workspace,
         Expected {
             fields: &["access_token"],
-            account: String::new(),
+            account: fake.account(), // from the identity call
             expires_in: None,
         },
     );
@@ -339,7 +339,7 @@ async fn loom_connects_through_its_configured_endpoints_with_pkce() {
         app.workspace,
         Expected {
             fields: &["access_token", "refresh_token"],
-            account: String::new(),
+            account: fake.account(), // from the identity call
             expires_in: Some(3600),
         },
     );

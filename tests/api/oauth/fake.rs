@@ -188,6 +188,8 @@ struct Grant {
     user_revoked: bool,
     /// Slack's team.
     team: Option<String>,
+    /// Who signed in (`sign_in_as`): what the identity call names.
+    account: String,
     /// Every token ever issued for this grant (for leak checks).
     issued: Vec<String>,
 }
@@ -227,8 +229,10 @@ struct Knobs {
     exchange_expires_in: Option<u64>,
     refresh_expires_in: Option<u64>,
     /// The account the user signs in with: Slack team id, Notion workspace id, Google sub,
-    /// Microsoft `tid:oid`.
+    /// Microsoft `tid:oid`; Zoom, Discord, Monday and Loom user ids.
     account: String,
+    /// Answer the identity calls with this status.
+    identity_status: Option<u16>,
 }
 
 #[derive(Debug, Default)]
@@ -322,7 +326,12 @@ impl Fake {
             Flavour::Notion => format!("notion-ws-{}", short_id()),
             Flavour::Google => format!("1{}", &Uuid::new_v4().as_u128().to_string()[..20]),
             Flavour::Microsoft => format!("tenant-{}:object-{}", short_id(), short_id()),
-            _ => String::new(),
+            // Named by the identity call (`users/me`, `users/@me`, Monday's `me`), not the
+            // token response.
+            Flavour::Zoom | Flavour::Discord | Flavour::Monday | Flavour::Loom => {
+                format!("{}-user-{}", flavour.provider_id(), short_id())
+            }
+            Flavour::Custom => String::new(),
         };
         let mut records = Records::default();
         records
@@ -347,6 +356,7 @@ impl Fake {
                     exchange_expires_in: None,
                     refresh_expires_in: None,
                     account,
+                    identity_status: None,
                 },
                 records,
                 codes: HashMap::new(),
@@ -359,6 +369,10 @@ impl Fake {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/revoke", post(revoke))
+            .route("/connector/users/me", get(identity))
+            .route("/connector/users/@me", get(identity))
+            .route("/connector/auth.test", get(identity).post(identity))
+            .route("/connector", post(identity))
             .fallback(unexpected)
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -402,11 +416,21 @@ impl Fake {
         }
     }
 
-    /// Registers this fake as its provider in `config`.
+    /// Registers this fake as its provider in `config`, and as its platform's API for the
+    /// identity calls.
     pub fn configure(&self, config: &mut Config) {
         config
             .providers
             .insert(self.flavour.provider_id().to_owned(), self.settings());
+        if let Some(platform) =
+            founderhouse_integrations::domain::Platform::parse(self.flavour.platform_name())
+        {
+            // Custom has no connector (so no identity call): nothing to point.
+            let _ = config
+                .connectors
+                .base_urls
+                .set(platform, &format!("{}/connector", self.url));
+        }
     }
 
     /// The redirect URI the app must use for this flavour (with the default public URL).
@@ -480,6 +504,11 @@ impl Fake {
     /// Microsoft `tid:oid`).
     pub fn sign_in_as(&self, account: &str) {
         self.knobs(|k| k.account = account.to_owned());
+    }
+
+    /// The identity calls answer `status` (e.g. 500) until told otherwise.
+    pub fn fail_identity(&self, status: Option<u16>) {
+        self.knobs(|k| k.identity_status = status);
     }
 
     pub fn account(&self) -> String {
@@ -1139,7 +1168,10 @@ fn exchange(shared: &Shared, inner: &mut Inner, params: &HashMap<String, String>
         .exchange_expires_in
         .or(expires_default(flavour, rotation));
     let account = inner.knobs.account.clone();
-    let mut grant = Grant::default();
+    let mut grant = Grant {
+        account: account.clone(),
+        ..Grant::default()
+    };
     let granted_scope = match flavour {
         // Microsoft may leave offline_access out of the scopes it lists.
         Flavour::Microsoft => record
@@ -1596,6 +1628,60 @@ fn slack_revoke(shared: &Shared, inner: &mut Inner, headers: &HeaderMap) -> Resp
         return slack_error("invalid_auth");
     }
     json_response(StatusCode::OK, json!({"ok": true, "revoked": true}))
+}
+
+/// The platforms' "who am I" calls: Zoom and Loom `users/me`, Discord `users/@me`, Monday's
+/// GraphQL `me`, Slack's `auth.test`, answering for the grant the token belongs to.
+async fn identity(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let inner = shared.lock();
+    let flavour = shared.flavour;
+    if let Some(status) = inner.knobs.identity_status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return json_response(status, json!({"message": "identity unavailable"}));
+    }
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // Monday takes the token with no scheme.
+    let token = auth.strip_prefix("Bearer ").unwrap_or(auth);
+    let bot_team = inner
+        .slack_bots
+        .iter()
+        .find(|(_, bot)| bot.as_str() == token && !inner.revoked_slack_bots.contains(*bot))
+        .map(|(team, _)| team.clone());
+    let grant = inner.grants.iter().find(|g| {
+        (g.access == token && !g.revoked)
+            || (g.user_access.as_deref() == Some(token) && !g.user_revoked)
+    });
+    if flavour == Flavour::Slack {
+        return match (bot_team, grant) {
+            (Some(team), _) => json_response(
+                StatusCode::OK,
+                json!({"ok": true, "team": "Fake Team", "team_id": team, "user_id": "U0FAKEBOT", "bot_id": "B0FAKEBOT"}),
+            ),
+            (None, Some(g)) => json_response(
+                StatusCode::OK,
+                json!({"ok": true, "team": "Fake Team", "team_id": g.team.clone().unwrap_or_default(), "user_id": "U0FAKEUSER"}),
+            ),
+            (None, None) => slack_error("invalid_auth"),
+        };
+    }
+    let Some(g) = grant else {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"code": 124, "message": "Invalid access token."}),
+        );
+    };
+    match flavour {
+        Flavour::Monday => {
+            json_response(StatusCode::OK, json!({"data": {"me": {"id": g.account}}}))
+        }
+        _ => json_response(
+            StatusCode::OK,
+            json!({"id": g.account, "email": "founder@example.com"}),
+        ),
+    }
 }
 
 async fn unexpected(State(shared): State<Arc<Shared>>, req: axum::extract::Request) -> Response {

@@ -2,6 +2,7 @@
 //! `OAuthService`, the REST gateway, and a browser that follows the provider's redirect back to
 //! the callback. Every provider is played by one fake (`fake.rs`) in its flavour.
 
+mod account;
 mod complete;
 mod connect;
 mod disconnect_race;

@@ -20,6 +20,8 @@ use crate::connectors::fake::Fake;
 pub const BASE: &str = "/api";
 pub const BOT: &str = "xoxb-1111-2222-slackbottoken";
 pub const USER: &str = "xoxp-1111-3333-slackusertoken";
+/// The bot user of the app installation whose token is `BOT`.
+pub const BOT_USER: &str = "U0BOTUSR01";
 pub const TEAM: &str = "T0ACME123";
 pub const GENERAL: &str = "C024BE91L";
 /// A channel that exists but is archived.
@@ -79,15 +81,21 @@ fn paged(key: &str, items: Vec<Value>, q: &HashMap<String, String>) -> Response 
         .into_response()
 }
 
+/// A bot token is the bot user (and names its `bot_id`); a user token is the user.
 async fn auth_test(headers: HeaderMap) -> Response {
-    if let Err(r) = token(&headers) {
-        return *r;
+    match token(&headers) {
+        Err(r) => *r,
+        Ok(BOT) => Json(
+            json!({"ok": true, "url": "https://acme.slack.com/", "team": "Acme",
+            "user": "chiefbot", "team_id": TEAM, "user_id": BOT_USER, "bot_id": "B0CHIEF01"}),
+        )
+        .into_response(),
+        Ok(_) => Json(
+            json!({"ok": true, "url": "https://acme.slack.com/", "team": "Acme",
+            "user": "chief", "team_id": TEAM, "user_id": "U0CHIEF01"}),
+        )
+        .into_response(),
     }
-    Json(
-        json!({"ok": true, "url": "https://acme.slack.com/", "team": "Acme",
-        "user": "chief", "team_id": TEAM, "user_id": "U0CHIEF01", "bot_id": "B0CHIEF01"}),
-    )
-    .into_response()
 }
 
 async fn conversations_list(headers: HeaderMap, Query(q): Q) -> Response {
