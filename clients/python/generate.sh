@@ -14,10 +14,15 @@ rm -rf "$out/founderhouse"
 cd "$root/proto"
 mapfile -t protos < <(find founderhouse -name '*.proto' | LC_ALL=C sort)
 # `python -m grpc_tools.protoc` adds its bundled well-known types (struct, timestamp, field_mask).
-python -m grpc_tools.protoc -I . \
+if ! log=$(python -m grpc_tools.protoc -I . \
   --python_out="$out" --grpc_python_out="$out" \
   --mypy_out="$out" --mypy_grpc_out="$out" \
-  "${protos[@]}"
+  "${protos[@]}" 2>&1); then
+  echo "$log" >&2
+  exit 1
+fi
+# mypy-protobuf names every file it writes; anything else protoc says is worth reading.
+grep -v '^Writing mypy to ' <<<"$log" >&2 || true
 
 # `founderhouse` stays a namespace package; ours are regular packages with typing markers.
 for pkg in "$out/founderhouse/integrations" "$out/founderhouse/integrations/v1"; do

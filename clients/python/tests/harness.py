@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -107,8 +107,13 @@ class Service:
         out = subprocess.run(args, env=self.env, check=True, capture_output=True, text=True)
         return out.stdout.strip()
 
-    def client(self, token: str | Callable[[], str] | None = None, target: str | None = None) -> Client:
-        return Client(f"http://{target or self.grpc}", token=token)
+    def client(
+        self,
+        token: str | Callable[[], str] | None = None,
+        target: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> Client:
+        return Client(f"http://{target or self.grpc}", token=token, options=options)
 
     def stop(self) -> None:
         if self._proc.poll() is None:
