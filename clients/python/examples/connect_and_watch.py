@@ -25,10 +25,13 @@ def main(target: str, api_key: str) -> int:
             ))
         except grpc.RpcError as err:
             info = error_info(err)
-            if info is None or info.reason != "INTEGRATION_ALREADY_EXISTS":
-                reason = info.reason if info else "?"
-                fields = ", ".join(f"{v.field}: {v.description}" for v in (info.field_violations if info else ()))
-                print(f"connect failed: {reason} {fields}".rstrip(), file=sys.stderr)
+            if info is None:
+                raise
+            # Already connected is fine for this example; anything else is explained and ends it.
+            if info.reason != "INTEGRATION_ALREADY_EXISTS":
+                print(f"connect failed: {info.reason}: {info.message}", file=sys.stderr)
+                for v in info.field_violations:
+                    print(f"  {v.field}: {v.description}", file=sys.stderr)
                 return 1
         listed = fh.integrations.ListIntegrations(integrations_pb2.ListIntegrationsRequest())
         for i in listed.integrations:
