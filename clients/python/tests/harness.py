@@ -40,7 +40,7 @@ def eventually(check: Callable[[], T | None], *, timeout: float = 10.0, what: st
             value = check()
             if value:
                 return value
-        except Exception as err:  # noqa: BLE001 - the last failure is reported below
+        except Exception as err:  # the last failure is reported below
             last = err
         time.sleep(0.02)
     raise AssertionError(f"{what} not reached within {timeout} s" + (f": {last!r}" if last else ""))

@@ -28,7 +28,7 @@ class Reader:
         try:
             for event in self.watch:
                 self._events.put(event)
-        except BaseException as err:  # noqa: BLE001 - handed to the test thread
+        except BaseException as err:  # handed to the test thread
             self._events.put(err)
 
     def next(self, timeout: float = 10.0) -> health_pb2.HealthEvent:
