@@ -24,4 +24,4 @@ if [ -n "$(git status --porcelain -- "$py")" ]; then
 fi
 
 (cd "$py" && "$venv/bin/mypy" --strict)
-(cd "$py" && "$venv/bin/pytest" -q)
+(cd "$py" && "$venv/bin/pytest" -q --durations=5)

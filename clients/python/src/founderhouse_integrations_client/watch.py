@@ -96,6 +96,10 @@ class HealthWatch(Iterator[health_pb2.HealthEvent]):
                 request.CopyFrom(self._request)
                 request.after_seq = 0 if self._in_snapshot else self.last_seq
                 self._call = self._stub.WatchHealthEvents(request)
+                # cancel() sets the flag before taking the lock: either it sees this call, or
+                # this sees the flag, so a cancel racing a reconnect cannot leave next() blocked.
+                if self._cancelled.is_set():
+                    self._call.cancel()
             return self._call
 
     def _drop(self, call: grpc._CallIterator[health_pb2.HealthEvent]) -> None:
