@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from fakes import fireflies_graphql
-from harness import FakeServer, Service
+from harness import FakeServer, Service, finish_drops
 
 _FAILED = pytest.StashKey[bool]()
 
@@ -21,6 +21,12 @@ def pytest_runtest_makereport(
     if report.failed:
         item.stash[_FAILED] = True
     return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_databases_at_the_end() -> Iterator[None]:
+    yield
+    finish_drops()
 
 
 @pytest.fixture

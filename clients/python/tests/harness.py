@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -123,7 +124,20 @@ class Service:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        drop_database(self.database)
+        # Dropping can wait behind other suites' work on the shared server for many seconds;
+        # the next test need not wait for it. `finish_drops()` waits for all of them.
+        _drops.append(_dropper.submit(drop_database, self.database))
+
+
+_dropper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="drop-db")
+_drops: list[Future[None]] = []
+
+
+def finish_drops() -> None:
+    """Waits until every database a stopped Service left has been dropped."""
+    for done in _drops:
+        done.result()
+    _drops.clear()
 
 
 def drop_database(name: str) -> None:
