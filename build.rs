@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .emit_rerun_if_changed(false)
+        // Small per-call buffers (see `LeanCodec`): long-lived streams hold theirs.
+        .codec_path("crate::proto::LeanCodec")
         .compile_fds(fds)?;
     Ok(())
 }
