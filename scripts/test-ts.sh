@@ -41,3 +41,6 @@ echo "== type check and build"
 
 echo "== client tests (gRPC on HTTP/2, grpc-web on HTTP/1.1)"
 (cd "$pkg" && node --test --test-timeout=120000 dist/test/*.test.js)
+
+echo "== console in chromium (screenshots: $pkg/test-artifacts/)"
+(cd "$pkg" && node console/build.mjs && node --test --test-timeout=120000 console/test/*.test.mjs)
