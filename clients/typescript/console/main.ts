@@ -47,6 +47,9 @@ const LABELS: Partial<Record<Platform, string>> = {
 const platformLabel = (p: Platform) => LABELS[p] ?? Platform[p] ?? "Unknown";
 const stateName = (s: HealthState) => (HealthState[s] ?? "UNSPECIFIED").toLowerCase();
 const statusName = (s: IntegrationStatus) => (IntegrationStatus[s] ?? "UNSPECIFIED").toLowerCase();
+/** "Fireflies Sales calls", or just "Notion" when the name says nothing more. */
+const rowLabel = (i: Integration) =>
+  !i.displayName || i.displayName === platformLabel(i.platform) ? platformLabel(i.platform) : `${platformLabel(i.platform)} ${i.displayName}`;
 const human = (s: string) => s.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 
 /** What a person should do about the reasons a console user meets most. */
@@ -123,7 +126,7 @@ function renderRow(i: Integration, result?: string) {
   row.dataset.platform = Platform[i.platform]?.toLowerCase() ?? "";
   const actions = el("td", { className: "actions" });
   if (live) {
-    const label = `${platformLabel(i.platform)} ${i.displayName}`.trim();
+    const label = rowLabel(i);
     const button = (text: string, cls: string, run: () => Promise<void>, enabled = true) => {
       const b = el("button", { type: "button", className: cls, textContent: text, disabled: !enabled });
       b.setAttribute("aria-label", `${text} ${label}`);
@@ -176,9 +179,11 @@ async function loadIntegrations() {
 
 async function testRow(i: Integration) {
   try {
-    const r = await clients!.integrations.testIntegration({ name: i.name });
+    // A recorded probe (CheckIntegration), so the badge and the history agree with what it found.
+    const { check: r } = await clients!.health.checkIntegration({ name: i.name });
+    if (!r) return;
     const text = r.healthy ? `Test passed in ${r.latencyMs} ms` : `Test failed: ${r.message || human(r.reason.toLowerCase())}`;
-    putRow({ ...i, healthState: r.state }, text);
+    putRow({ ...(rows.get(i.name) ?? i), healthState: r.state }, text);
   } catch (err) {
     notify("error", describe(`Testing ${platformLabel(i.platform)}`, err));
   }
@@ -197,7 +202,7 @@ async function refreshRow(i: Integration, oauth: boolean) {
 }
 
 async function disconnectRow(i: Integration) {
-  if (!confirm(`Disconnect ${platformLabel(i.platform)} "${i.displayName}"? Its credentials are destroyed.`)) return;
+  if (!confirm(`Disconnect ${rowLabel(i)}? Its credentials are destroyed.`)) return;
   try {
     const r = await clients!.integrations.disconnectIntegration({ name: i.name });
     if (r.integration) putRow(r.integration, "Disconnected");
@@ -325,7 +330,7 @@ function addEvent(e: HealthEvent) {
   const list = $("events");
   list.querySelector("li.empty")?.remove();
   const i = rows.get(e.integration);
-  const who = i ? `${platformLabel(i.platform)} ${i.displayName}`.trim() : platformLabel(e.platform);
+  const who = i ? rowLabel(i) : platformLabel(e.platform);
   const when = e.time ? new Date(Number(e.time.seconds) * 1000) : new Date();
   const li = el(
     "li",

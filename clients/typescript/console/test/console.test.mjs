@@ -44,10 +44,11 @@ async function fakeNotion() {
     if (req.method === "POST" && url.pathname === "/v1/oauth/token") {
       const basic = `Basic ${Buffer.from("notion-client:notion-secret").toString("base64")}`;
       if (req.headers.authorization !== basic) return { status: 401, json: { error: "invalid_client" } };
-      if (JSON.parse(body).grant_type !== "authorization_code") return { status: 400, json: { error: "unsupported_grant_type" } };
+      const grant = JSON.parse(body).grant_type;
+      if (grant !== "authorization_code" && grant !== "refresh_token") return { status: 400, json: { error: "unsupported_grant_type" } };
       return {
         json: {
-          access_token: access, token_type: "bearer", bot_id: "bot-1",
+          access_token: access, token_type: "bearer", bot_id: "bot-1", refresh_token: `nrt_${randomUUID()}`, expires_in: 3600,
           workspace_id: "notion-ws-console", workspace_name: "Console Workspace", workspace_icon: null,
           owner: { type: "user", user: { object: "user", id: "notion-user-1" } }, duplicated_template_id: null,
         },
@@ -152,6 +153,18 @@ test("an OAuth connect goes to the provider and comes back connected through the
   assert.ok(!page.url().includes("oauth_handle"), page.url());
   const grants = notion.requests.filter((r) => r.url === "/v1/oauth/token");
   assert.equal(grants.length, 1);
+});
+
+test("a row's test and refresh buttons run against the provider and say how it went", async () => {
+  await row("notion").getByRole("button", { name: /^Test Notion/ }).click();
+  await page.waitForFunction(() => /Test passed in \d+ ms/.test(document.querySelector('#integrations tr[data-platform="notion"] .result')?.textContent ?? ""));
+  assert.equal(await row("notion").locator(".health").innerText(), "Healthy");
+  await row("notion").getByRole("button", { name: /^Refresh Notion/ }).click();
+  await page.waitForFunction(() => document.querySelector('#integrations tr[data-platform="notion"] .result')?.textContent === "Token refreshed");
+  const grants = notion.requests.filter((r) => r.url === "/v1/oauth/token").map((r) => JSON.parse(r.body).grant_type);
+  assert.deepEqual(grants, ["authorization_code", "refresh_token"]);
+  // The refreshed row still shows the recorded health.
+  assert.equal(await row("notion").locator(".health").innerText(), "Healthy");
 });
 
 test("a health change pushed by the stream shows within a second, without a reload", async () => {
