@@ -104,6 +104,8 @@ function readSettings(): { api: string; token: string } {
 let clients: IntegrationsClients | undefined;
 let watch: AbortController | undefined;
 const rows = new Map<string, Integration>();
+/** The last action's outcome per row, kept across re-renders (a pushed event redraws the row). */
+const results = new Map<string, string>();
 
 function use(api: string, token: string) {
   sessionStorage.setItem("fh.api", api);
@@ -153,6 +155,8 @@ function renderRow(i: Integration, result?: string) {
 
 function putRow(i: Integration, result?: string) {
   rows.set(i.name, i);
+  if (result !== undefined) results.set(i.name, result);
+  result = results.get(i.name);
   const body = $("integrations").querySelector("tbody")!;
   body.querySelector("tr.empty")?.remove();
   const fresh = renderRow(i, result);

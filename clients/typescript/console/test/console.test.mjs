@@ -109,7 +109,9 @@ test("the page lists the workspace's integrations", async () => {
     platform: Platform.OTTER, credentials: { api_key: "otter-key" }, displayName: "Team notes", providerAccountId: "otter-1",
   });
   // The token arrives in the fragment, which never reaches a server, and leaves the address bar.
-  await page.goto(`${site.url}/?api=${encodeURIComponent(service.grpcUrl)}#token=${token}`);
+  await page.goto(`${site.url}/?api=${encodeURIComponent(service.grpcUrl)}#token=${token}`).catch((e) => {
+    throw new Error(String(e.message).replaceAll(token, "[token]")); // never print a token
+  });
   await row("otter").waitFor();
   assert.match(await row("otter").innerText(), /Otter\s+Team notes\s+Connected/);
   assert.ok(!page.url().includes(token));
