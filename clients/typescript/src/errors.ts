@@ -51,7 +51,8 @@ export function errorInfo(err: unknown): ErrorDetails {
   };
 }
 
-/** `Code.InvalidArgument` -> `INVALID_ARGUMENT`. */
+/** `Code.InvalidArgument` -> `INVALID_ARGUMENT`, as gRPC spells it (`CANCELLED` too). */
 export function codeName(code: Code): string {
+  if (code === Code.Canceled) return "CANCELLED";
   return (Code[code] ?? "UNKNOWN").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
