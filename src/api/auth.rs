@@ -15,7 +15,7 @@ use tokio::sync::RwLock;
 use tower::{Layer, Service};
 use uuid::Uuid;
 
-use super::reject::{RejectBody, Transport};
+use super::reject::{RejectBody, Transport, drain};
 use crate::domain::Secret;
 use crate::domain::{Caller, RequestId, Role, UserId, WorkspaceId};
 use crate::error::{Error, Reason};
@@ -416,7 +416,9 @@ impl<S, ReqB, ResB> Service<Request<ReqB>> for AuthService<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    ReqB: Send + 'static,
+    ReqB: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static,
     ResB: RejectBody + Send + 'static,
 {
     type Response = Response<ResB>;
@@ -445,11 +447,9 @@ where
                             .get::<RequestId>()
                             .cloned()
                             .unwrap_or_default();
-                        return Ok(ResB::reject(
-                            &err,
-                            &rid,
-                            transport.wants_grpc(req.headers()),
-                        ));
+                        let answer = ResB::reject(&err, &rid, transport.wants_grpc(req.headers()));
+                        drain(req.into_body()).await;
+                        return Ok(answer);
                     }
                 }
             }

@@ -1,7 +1,10 @@
 //! Answers a request from inside a tower layer (auth, limits), in the transport's own form.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{HeaderMap, Response, header};
+use http_body_util::{BodyExt, Limited};
 
 use crate::domain::RequestId;
 use crate::error::Error;
@@ -26,6 +29,22 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// Reads (and drops) what is left of a rejected request's body, up to 64 KiB and for at most a
+/// second. Answering before the body is read makes hyper close an HTTP/1.1 connection under a
+/// client still sending it, which then sees a broken pipe instead of the answer (grpc-web from
+/// Node did, for most unauthenticated streams).
+pub async fn drain<B>(body: B)
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        Limited::new(body, 64 * 1024).collect(),
+    )
+    .await;
 }
 
 /// Response bodies a layer can answer with: a gRPC status (trailers-only) or the REST JSON error.
