@@ -16,12 +16,7 @@ fi
 FH_BIN="$(realpath "$FH_BIN")"
 export FH_BIN
 
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "test-ts.sh: installing Debian's chromium"
-  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
+scripts/chromium.sh
 
 echo "== buf lint, buf format (proto/)"
 scripts/buf.sh lint proto

@@ -36,3 +36,4 @@ if ! wait "$setup"; then
   exit 1
 fi
 scripts/test-python.sh
+scripts/test-ts.sh
