@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use tokio::task::JoinSet;
 
 use super::Health;
 use crate::error::Error;
@@ -31,7 +30,10 @@ impl Health {
         let probe_budget = self.operations.default_deadline();
         let lease = probe_budget * 2 + Duration::from_secs(1);
         let mut sweep = Sweep::default();
-        let mut running = FuturesUnordered::new();
+        // Each probe is a task of its own: in one task (a FuturesUnordered) they would all run
+        // on one worker thread, and the service's share of a probe (SQL, decryption, JSON)
+        // capped a replica at one core.
+        let mut running = JoinSet::new();
         let mut exhausted = false;
         loop {
             let free = concurrency - running.len();
@@ -51,11 +53,19 @@ impl Health {
                 };
                 exhausted |= claimed.len() < free;
                 for (workspace, id) in claimed {
-                    running.push(self.probe_claimed(workspace, id, probe_budget));
+                    let this = self.clone();
+                    running.spawn(
+                        async move { this.probe_claimed(workspace, id, probe_budget).await },
+                    );
                 }
             }
-            match running.next().await {
-                Some(result) => sweep.record(&result),
+            match running.join_next().await {
+                Some(Ok(result)) => sweep.record(&result),
+                // A probe that panicked: its claim lapses with the lease and it is retried.
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "a probe task ended abnormally");
+                    sweep.failed += 1;
+                }
                 None if exhausted => return Ok(sweep),
                 None => {}
             }
@@ -64,7 +74,7 @@ impl Health {
 
     /// One claimed probe, recorded; a failure of ours frees the claim for a later retry.
     async fn probe_claimed(
-        &self,
+        self,
         workspace: crate::domain::WorkspaceId,
         id: crate::domain::IntegrationId,
         budget: Duration,
