@@ -468,3 +468,89 @@ async fn every_operation_maps_to_a_tool_name_clients_accept_and_back_to_one_oper
     assert!(count > 50, "{count}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_tool_list_pages_with_next_cursor_in_a_stable_order() {
+    use founderhouse_integrations::domain::Platform;
+    let app = spawn_app().await;
+    use crate::connectors::fakes::{discord, granola, monday, notion, otter, slack};
+    for (platform, creds) in [
+        (Platform::Fireflies, vec![("api_key", KEY.to_owned())]),
+        (
+            Platform::Granola,
+            vec![("api_key", granola::KEY.to_owned())],
+        ),
+        (Platform::Otter, vec![("api_key", otter::KEY.to_owned())]),
+        (
+            Platform::Monday,
+            vec![("api_token", monday::TOKEN.to_owned())],
+        ),
+        (
+            Platform::Notion,
+            vec![("access_token", notion::TOKEN.to_owned())],
+        ),
+        (
+            Platform::Discord,
+            vec![("bot_token", discord::BOT.to_owned())],
+        ),
+        (
+            Platform::Slack,
+            vec![
+                ("access_token", slack::BOT.to_owned()),
+                ("team_id", slack::TEAM.to_owned()),
+            ],
+        ),
+    ] {
+        crate::connectors::connect(&app, platform, &creds).await;
+    }
+    let token = app.token(Role::Member);
+
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let params = cursor.as_ref().map_or(json!({}), |c| json!({"cursor": c}));
+        let body = rpc(&app, &token, "tools/list", params).await;
+        let names: Vec<String> = body["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        pages.push(names);
+        match body["result"]["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+
+    assert!(
+        pages.len() >= 2,
+        "{} tools fit one page",
+        pages.concat().len()
+    );
+    assert!(pages.iter().all(|p| p.len() <= 50));
+    let all = pages.concat();
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(all, sorted, "sorted across pages, none twice");
+    assert!(all.contains(&"slack_send_message".to_owned()), "{all:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_body_over_the_rest_limit_is_refused() {
+    let app = spawn_app().await;
+    let big = "x".repeat(65 * 1024);
+
+    let (status, _) = post(
+        &app,
+        Some(&app.token(Role::Member)),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "list_integrations", "arguments": {"pad": big}}}),
+    )
+    .await;
+
+    assert_eq!(status, 413);
+    app.stop().await;
+}
