@@ -18,6 +18,11 @@ fi
 export FH_BIN="$(realpath "$FH_BIN")"
 
 cd tests/mcp
-# Exact versions from the committed lock; no audit or funding calls.
-npm ci --no-audit --no-fund --loglevel=error
+# Exact versions from the committed lock (no audit or funding calls), installed again only when
+# the lock changed since the last install.
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ "$(cat node_modules/.lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.lock-sha256
+fi
 node --test --test-concurrency=1 test/*.test.mjs

@@ -237,6 +237,23 @@ async fn a_read_tool_answers_structured_data_and_pages_with_page_token() {
     assert!(!page_token.is_empty());
     assert_eq!(second["structuredContent"]["data"][0]["id"], "t3");
     assert_eq!(second["structuredContent"]["next_page_token"], "");
+    let metrics = http()
+        .get(rig.app.rest_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("fh_mcp_tool_calls_total{")
+                && l.contains("tool=\"fireflies_list_transcripts\"")
+                && l.contains("result=\"ok\"")),
+        "calls are counted by tool and result"
+    );
+    assert!(metrics.contains("fh_mcp_tool_call_duration_seconds_bucket{"));
     rig.app.stop().await;
 }
 

@@ -97,13 +97,20 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         ))
 }
 
+/// Names of this machine: a loopback public URL (development) accepts each of them.
+const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
+
 /// The public URL's host (any port: the port a proxy forwards is not the listener's), and the
 /// extra hosts as given. Nothing else: a DNS-rebound name is refused.
 fn allowed_hosts(settings: &McpSettings) -> Vec<String> {
-    settings
-        .public_url
-        .host_str()
-        .map(str::to_owned)
+    let public = settings.public_url.host_str().unwrap_or_default();
+    let public = public.trim_start_matches('[').trim_end_matches(']');
+    let names: Vec<String> = if LOOPBACK.contains(&public) {
+        LOOPBACK.map(str::to_owned).to_vec()
+    } else {
+        vec![public.to_owned()]
+    };
+    names
         .into_iter()
         .chain(
             settings
@@ -129,7 +136,29 @@ fn allowed_origins(origins: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::allowed_origins;
+    use super::{McpSettings, allowed_hosts, allowed_origins};
+
+    fn hosts(public: &str, extra: &[&str]) -> Vec<String> {
+        allowed_hosts(&McpSettings {
+            public_url: public.parse().expect("a url"),
+            extra_hosts: extra.iter().map(|h| (*h).to_owned()).collect(),
+            origins: Vec::new(),
+            issuer: None,
+            max_body_bytes: 1,
+        })
+    }
+
+    #[test]
+    fn the_public_host_and_the_extra_ones_are_allowed_and_loopback_only_for_a_loopback_url() {
+        assert_eq!(
+            hosts("https://api.example.com/", &["mcp.internal", " "]),
+            ["api.example.com", "mcp.internal"]
+        );
+        assert_eq!(
+            hosts("http://127.0.0.1:8080", &[]),
+            ["127.0.0.1", "localhost", "::1"]
+        );
+    }
 
     #[test]
     fn origins_get_their_default_port() {
