@@ -71,8 +71,13 @@ fn start_server(db_url: &str, secret: &str, data_dir: &str, fake: &str) -> (Chil
         .env("FH_JWT_SECRET", secret)
         .env("FH_DATA_DIR", data_dir)
         .env("FH_LOG_FORMAT", "json")
-        // As load.rs: the service's own info lines (one per tool call) are part of the cost.
-        .env("FH_LOG", "warn,founderhouse_integrations=info")
+        // As load.rs. FH_BENCH_LOG overrides it, to see what logging costs; it must keep
+        // founderhouse_integrations at info, whose "listening" line gives the addresses.
+        .env(
+            "FH_LOG",
+            std::env::var("FH_BENCH_LOG")
+                .unwrap_or_else(|_| "warn,founderhouse_integrations=info".to_owned()),
+        )
         .env("FH_DB_MAX_CONNECTIONS", "16")
         .env("FH_HEALTH_SWEEP", "false")
         .env("FH_FIREFLIES_BASE_URL", format!("{fake}/graphql"))
