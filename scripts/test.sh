@@ -37,3 +37,4 @@ if ! wait "$setup"; then
 fi
 scripts/test-python.sh
 scripts/test-ts.sh
+scripts/test-mcp.sh

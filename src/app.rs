@@ -60,6 +60,7 @@ pub struct App {
     system: System,
     jobs: Vec<Job>,
     cors: CorsLayer,
+    mcp: crate::api::mcp::McpSettings,
     limits: Limits,
     network: Network,
     shutdown: CancellationToken,
@@ -114,12 +115,20 @@ fn cors(origins: &[String]) -> CorsLayer {
             h("x-user-agent"),
             h("grpc-timeout"),
             h("x-request-id"),
+            // MCP's Streamable HTTP headers, for browser-based MCP clients.
+            h("mcp-protocol-version"),
+            h("mcp-session-id"),
+            h("mcp-method"),
+            h("mcp-name"),
+            h("last-event-id"),
         ])
         .expose_headers([
             h("grpc-status"),
             h("grpc-message"),
             h("grpc-status-details-bin"),
             h("x-request-id"),
+            h("mcp-session-id"),
+            http::header::WWW_AUTHENTICATE,
         ])
         .max_age(Duration::from_secs(600))
 }
@@ -228,6 +237,13 @@ impl App {
             system,
             jobs,
             cors: cors(&config.cors_origins),
+            mcp: crate::api::mcp::McpSettings {
+                public_url: config.public_url.clone(),
+                extra_hosts: config.network.mcp_allowed_hosts.clone(),
+                origins: config.cors_origins.clone(),
+                issuer: config.jwt_issuer.clone(),
+                max_body_bytes: rest::MAX_BODY_BYTES,
+            },
             limits: config.limits,
             network: config.network,
             shutdown,
@@ -375,10 +391,18 @@ impl App {
             .metrics_listener
             .is_some()
             .then(|| rest::metrics_router(rest_state.clone()));
+        let mcp = crate::api::mcp::routes(
+            self.mcp,
+            self.auth.clone(),
+            self.operations.clone(),
+            self.health.clone(),
+            self.shutdown.child_token(),
+        );
         let rest = rest::router(
             rest_state,
             AuthLayer::new(self.auth.clone(), Transport::Rest),
             metrics_router.is_none(),
+            mcp,
         )
         .layer(tower::limit::ConcurrencyLimitLayer::new(
             limits.concurrency_limit,

@@ -170,6 +170,15 @@ pub struct Settings {
     /// always allowed.
     #[arg(long, env = "FH_CORS_ORIGINS", value_delimiter = ',', global = true)]
     pub cors_origins: Vec<String>,
+    /// Comma-separated `Host` values `/mcp` accepts besides FH_PUBLIC_URL's host (names a
+    /// proxy forwards unchanged); any other Host is refused (DNS rebinding).
+    #[arg(
+        long,
+        env = "FH_MCP_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub mcp_allowed_hosts: Vec<String>,
     /// Per-request deadline on both transports.
     #[arg(long, env = "FH_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub request_timeout: Duration,
@@ -349,6 +358,8 @@ pub struct Network {
     pub metrics_addr: Option<SocketAddr>,
     pub reflection: bool,
     pub rate_limits: RateLimits,
+    /// `Host` values `/mcp` accepts besides the public URL's.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 /// Calls per minute (bursts up to the same number); 0 turns a limit off.
@@ -379,6 +390,7 @@ impl Default for Network {
                 refresh: 60,
                 callback: 60,
             },
+            mcp_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -494,6 +506,7 @@ impl Settings {
                     refresh: self.rate_limit_refresh,
                     callback: self.rate_limit_callback,
                 },
+                mcp_allowed_hosts: self.mcp_allowed_hosts,
             },
             connectors: self.connectors.into_config()?,
             providers: crate::oauth::settings::from_env(std::env::vars())?,

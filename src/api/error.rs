@@ -96,32 +96,8 @@ pub fn to_response(err: &Error, rid: &RequestId) -> Response {
 
 /// The REST error as a plain HTTP response, for layers that answer before axum.
 pub fn to_json(err: &Error, rid: &RequestId) -> http::Response<bytes::Bytes> {
-    log(err, rid);
-    let (code, http) = codes(err.kind());
-    let violations: Vec<_> = err
-        .violations()
-        .iter()
-        .map(|v| json!({"field": v.field, "description": v.description}))
-        .collect();
-    let metadata: serde_json::Map<String, serde_json::Value> = err
-        .metadata()
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
-    let message = shown_message(err, rid);
-    let body = json!({
-        "error": {
-            "code": http.as_u16(),
-            "status": code_name(code),
-            "reason": err.reason().as_str(),
-            "message": message,
-            "domain": ERROR_DOMAIN,
-            "metadata": metadata,
-            "field_violations": violations,
-            "request_id": rid.0,
-        },
-        "detail": message,
-    });
+    let (_, http) = codes(err.kind());
+    let body = to_body(err, rid);
     let mut resp = http::Response::new(bytes::Bytes::from(body.to_string()));
     *resp.status_mut() = http;
     resp.headers_mut().insert(
@@ -139,6 +115,36 @@ pub fn to_json(err: &Error, rid: &RequestId) -> http::Response<bytes::Bytes> {
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp
+}
+
+/// The REST error body (also the MCP tool error's), logging the error once.
+pub fn to_body(err: &Error, rid: &RequestId) -> serde_json::Value {
+    log(err, rid);
+    let (code, http) = codes(err.kind());
+    let violations: Vec<_> = err
+        .violations()
+        .iter()
+        .map(|v| json!({"field": v.field, "description": v.description}))
+        .collect();
+    let metadata: serde_json::Map<String, serde_json::Value> = err
+        .metadata()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    let message = shown_message(err, rid);
+    json!({
+        "error": {
+            "code": http.as_u16(),
+            "status": code_name(code),
+            "reason": err.reason().as_str(),
+            "message": message,
+            "domain": ERROR_DOMAIN,
+            "metadata": metadata,
+            "field_violations": violations,
+            "request_id": rid.0,
+        },
+        "detail": message,
+    })
 }
 
 /// Canonical upper-case names, as in `google.rpc.Code`.

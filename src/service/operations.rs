@@ -14,9 +14,9 @@ use tokio::time::Instant;
 pub use crate::connectors::proxy::ProxyOutput;
 use crate::connectors::proxy::{ProxyCall, parse_method};
 use crate::connectors::transport::SendOptions;
-use crate::connectors::{
-    Download, HttpCore, Kind, Operation, Prepared, Registry, Renewal, Session, paging,
-};
+use crate::connectors::{Download, HttpCore, Prepared, Registry, Renewal, Session, paging};
+/// What `list` answers, for adapters that render operations (MCP tools).
+pub use crate::connectors::{Kind, Operation};
 use crate::domain::Credentials;
 use crate::domain::{Caller, Evidence, HealthState, IntegrationId, Role, WorkspaceId};
 use crate::error::{Error, Reason};

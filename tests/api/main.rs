@@ -11,6 +11,7 @@ mod integrations;
 mod jwks;
 mod leaks;
 mod limits;
+mod mcp;
 mod oauth;
 mod process;
 mod resilience;

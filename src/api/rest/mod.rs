@@ -38,8 +38,14 @@ pub struct RestState {
 
 /// The routes. Auth runs after routing (as a route layer) so that metrics see the matched
 /// route of rejected requests too, and unknown paths are a plain 404. `/metrics` is among them
-/// unless it has a listener of its own (`metrics_router`).
-pub fn router(state: RestState, auth: super::auth::AuthLayer, with_metrics: bool) -> Router {
+/// unless it has a listener of its own (`metrics_router`). `mcp` (`/mcp` and its metadata)
+/// brings its own auth, which answers with MCP's discovery challenge.
+pub fn router(
+    state: RestState,
+    auth: super::auth::AuthLayer,
+    with_metrics: bool,
+    mcp: Router<RestState>,
+) -> Router {
     let base = Router::new();
     let base = if with_metrics {
         base.route("/metrics", get(metrics))
@@ -59,6 +65,7 @@ pub fn router(state: RestState, auth: super::auth::AuthLayer, with_metrics: bool
         .route_layer(axum::middleware::from_fn(
             super::observe::expose_matched_path,
         ))
+        .merge(mcp)
         .fallback(|ctx: RidOnly| async move {
             ctx.error(Error::new(
                 crate::error::ErrorKind::NotFound,
