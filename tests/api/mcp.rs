@@ -488,9 +488,17 @@ async fn every_operation_maps_to_a_tool_name_clients_accept_and_back_to_one_oper
 
 #[tokio::test]
 async fn a_long_tool_list_pages_with_next_cursor_in_a_stable_order() {
-    use founderhouse_integrations::domain::Platform;
-    let app = spawn_app().await;
     use crate::connectors::fakes::{discord, granola, monday, notion, otter, slack};
+    use founderhouse_integrations::domain::Platform;
+    // A pasted Slack token is checked with auth.test at connect: Slack is the fake.
+    let slack_fake = slack::start().await;
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.connectors
+            .base_urls
+            .set(Platform::Slack, &slack_fake.url(slack::BASE))
+            .expect("a valid base URL");
+    })
+    .await;
     for (platform, creds) in [
         (Platform::Fireflies, vec![("api_key", KEY.to_owned())]),
         (
