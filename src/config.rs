@@ -305,7 +305,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "FH_HEALTH_SWEEP_CONCURRENCY",
-        default_value_t = 16,
+        default_value_t = crate::service::health::DEFAULT_SWEEP_CONCURRENCY,
         global = true
     )]
     pub health_sweep_concurrency: usize,

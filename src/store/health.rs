@@ -102,12 +102,12 @@ impl Source {
 }
 
 /// One piece of evidence to run through the state machine.
-pub struct Observation<'a> {
+pub struct Observation {
     pub workspace: WorkspaceId,
     pub id: IntegrationId,
     pub source: Source,
     pub evidence: Evidence,
-    pub message: &'a str,
+    pub message: String,
     pub latency_ms: i64,
     pub hysteresis: Hysteresis,
     /// When the sweep should probe it next, from now.
@@ -142,10 +142,7 @@ pub struct Recorded {
 /// counters and schedule, the history row, the event on a transition, and the integration's
 /// status (NEEDS_REAUTH on dead credentials, connected again on the next success). None when
 /// the integration is not in the workspace, or was disconnected.
-pub async fn record(
-    conn: &mut PgConnection,
-    o: &Observation<'_>,
-) -> Result<Option<Recorded>, Error> {
+pub async fn record(conn: &mut PgConnection, o: &Observation) -> Result<Option<Recorded>, Error> {
     let row: Option<(String, String, String, i32, i32)> = sqlx::query_as(
         "SELECT platform, status, health_state, health_failures, health_successes
          FROM integrations WHERE id = $1 AND workspace_id = $2 FOR UPDATE",
@@ -167,7 +164,7 @@ pub async fn record(
     };
     let after = before.next(o.evidence, o.hysteresis);
     let reason = o.evidence.reason().map(Reason::as_str);
-    let message = clip(o.message);
+    let message = clip(&o.message);
     let checked_at: DateTime<Utc> = sqlx::query_scalar(
         "UPDATE integrations SET health_state = $2, health_failures = $3, health_successes = $4,
              health_reason = $5, health_message = $6, last_check_at = now(),
@@ -247,13 +244,26 @@ pub async fn record(
     Ok(Some(Recorded { check, event }))
 }
 
+/// Locks the integrations' rows in id order, so that transactions recording several never
+/// deadlock one another (each then takes the event-order lock last).
+pub async fn lock_rows(conn: &mut PgConnection, ids: &[IntegrationId]) -> Result<(), Error> {
+    let mut ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    sqlx::query("SELECT 1 FROM integrations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The common case in one statement, without a lock: evidence that leaves the state as it was
 /// (`before`, as read with the credentials). A compare-and-set on the state machine's columns;
 /// None when the state would change or the row changed meanwhile (the caller then takes the
 /// locked path of `record`, which writes the event).
 pub async fn record_unchanged(
     exec: impl PgExecutor<'_>,
-    o: &Observation<'_>,
+    o: &Observation,
     before: Health,
 ) -> Result<Option<CheckRow>, Error> {
     let after = before.next(o.evidence, o.hysteresis);
@@ -261,7 +271,7 @@ pub async fn record_unchanged(
         return Ok(None);
     }
     let reason = o.evidence.reason().map(Reason::as_str);
-    let message = clip(o.message);
+    let message = clip(&o.message);
     let id = Uuid::now_v7();
     let row: Option<(String, DateTime<Utc>)> = sqlx::query_as(
         "WITH u AS (

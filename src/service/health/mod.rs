@@ -2,6 +2,7 @@
 //! from real traffic, the dashboard and history, the sweep (`sweep.rs`) and the live event
 //! stream (`stream.rs`).
 
+mod group;
 mod stream;
 mod sweep;
 
@@ -41,13 +42,18 @@ pub struct HealthSettings {
     pub stream_buffer: usize,
 }
 
+/// Probes one replica runs at once. A probe mostly waits on its provider: at 32 a sweep holds
+/// about a third of the default pool's 16 connections, leaving the rest to requests, where
+/// 64 would take them all (measured in `benches/health.rs`, README).
+pub const DEFAULT_SWEEP_CONCURRENCY: usize = 32;
+
 impl Default for HealthSettings {
     fn default() -> Self {
         Self {
             sweep: true,
             check_interval: Duration::from_secs(6 * 3600),
             hysteresis: Hysteresis::default(),
-            sweep_concurrency: 32,
+            sweep_concurrency: DEFAULT_SWEEP_CONCURRENCY,
             history_retention: Duration::from_secs(30 * 24 * 3600),
             event_retention: Duration::from_secs(7 * 24 * 3600),
             stream_buffer: 4096,
@@ -76,15 +82,24 @@ const RECENT_ERRORS: i64 = 10;
 pub struct Recorder {
     db: PgPool,
     settings: Arc<HealthSettings>,
+    /// Writes what changes the state; see `group.rs`.
+    writer: group::Writer,
 }
 
 impl Recorder {
+    /// Starts this replica's transition writer; must be called within the runtime.
     pub fn new(db: PgPool, settings: Arc<HealthSettings>) -> Self {
-        Self { db, settings }
+        let writer = group::Writer::start(db.clone());
+        Self {
+            db,
+            settings,
+            writer,
+        }
     }
 
-    /// Records one piece of evidence in one short transaction (no provider call inside).
-    /// None when the integration was disconnected meanwhile.
+    /// Records one piece of evidence: an unchanged state in one statement, a transition
+    /// through the writer's short transactions (no provider call inside either). None when
+    /// the integration was disconnected meanwhile.
     async fn record(
         &self,
         integration: &Integration,
@@ -100,7 +115,7 @@ impl Recorder {
             id: integration.id,
             source,
             evidence,
-            message,
+            message: message.to_owned(),
             latency_ms,
             hysteresis: self.settings.hysteresis,
             next_check_in: self.settings.next_check_in(),
@@ -109,15 +124,10 @@ impl Recorder {
         let unchanged = store::health::record_unchanged(&self.db, &o, integration.health()).await?;
         let recorded = match unchanged {
             Some(check) => store::health::Recorded { check, event: None },
-            None => {
-                let mut tx = self.db.begin().await?;
-                let recorded = store::health::record(&mut tx, &o).await?;
-                tx.commit().await?;
-                match recorded {
-                    Some(r) => r,
-                    None => return Ok(None),
-                }
-            }
+            None => match self.writer.record(o).await? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
         };
         let result = match evidence {
             Evidence::Success => "healthy",

@@ -108,6 +108,80 @@ async fn two_replicas_share_the_sweep_and_never_probe_one_integration_twice_in_a
     rig.stop().await;
 }
 
+/// Transitions are group-committed (several in one transaction): a first sweep of many on two
+/// replicas still writes each integration's transition once, and a stream carries every one
+/// in seq order, as the table has them.
+#[tokio::test]
+async fn a_burst_of_transitions_on_two_replicas_is_each_committed_and_streamed_once_in_order() {
+    let rig = rig_with(|_| {}).await;
+    for i in 0..40 {
+        connect_other(&rig.app, &format!("account-{i}")).await;
+    }
+    let pool = rig.app.pool().await;
+    let mut stream = super::watch(
+        rig.app.channel().await,
+        &rig.app
+            .token(founderhouse_integrations::domain::Role::Viewer),
+        super::from(0),
+    )
+    .await
+    .unwrap();
+    for _ in 0..41 {
+        assert!(
+            super::next(&mut stream).await.snapshot,
+            "the snapshot first"
+        );
+    }
+    let unknown: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM integrations WHERE health_state = 'unknown'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(unknown >= 40, "the new ones are unchecked");
+    let every = Duration::from_secs(3600);
+    let a = crate::oauth::spawn_replica(&rig.app, sweeping(&rig, every)).await;
+    let b = crate::oauth::spawn_replica(&rig.app, sweeping(&rig, every)).await;
+
+    let mut streamed = Vec::new();
+    for _ in 0..unknown {
+        let e = super::next(&mut stream).await;
+        assert!(!e.snapshot);
+        streamed.push((e.seq, e.integration));
+    }
+    a.stop().await;
+    b.stop().await;
+
+    assert!(
+        streamed.windows(2).all(|w| w[0].0 < w[1].0),
+        "in seq order: {streamed:?}"
+    );
+    let mut names: Vec<&String> = streamed.iter().map(|(_, n)| n).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names.len() as i64,
+        unknown,
+        "each integration's transition once"
+    );
+    let table: Vec<i64> = sqlx::query_scalar(
+        "SELECT seq FROM health_events WHERE previous_state = 'unknown' AND state <> 'unknown'
+         ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let seqs: Vec<i64> = streamed.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs, table,
+        "the stream carries the table's events, no more"
+    );
+    assert!(
+        super::quiet(&mut stream, Duration::from_millis(300)).await,
+        "and nothing twice after them"
+    );
+    rig.stop().await;
+}
+
 #[tokio::test]
 async fn the_claims_of_a_sweeper_killed_mid_probe_are_taken_over_when_their_lease_ends() {
     let rig = rig_with(|_| {}).await;
