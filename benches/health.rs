@@ -10,7 +10,8 @@
 //!   `grpc.health.v1/Check` in the same run;
 //! - `WatchHealthEvents` with N subscribers on replica B while replica A commits transitions:
 //!   delivery latency p50/p99 (commit to the subscriber's hands) and events lost;
-//! - RSS per idle open stream, and SIGTERM-to-exit with every stream open.
+//! - RSS per idle open stream (read after the replica's periodic memory trim), and
+//!   SIGTERM-to-exit with every stream open.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -466,7 +467,11 @@ async fn main() {
         }
         v
     };
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // RSS is read once the replica's memory trim has run (every TRIM_EVERY, up to 20% late),
+    // both before the streams and with them: what idle streams keep, not a burst's leftovers.
+    let trimmed =
+        founderhouse_integrations::memory::TRIM_EVERY.mul_f64(1.2) + Duration::from_secs(1);
+    tokio::time::sleep(trimmed).await;
     let rss_before = rss_kib(b.pid());
     let watch_token = token_for(flipped);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, i64, f64)>();
@@ -514,7 +519,7 @@ async fn main() {
     for r in ready {
         let _ = r.await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(trimmed).await;
     let rss_open = rss_kib(b.pid());
     println!(
         "RSS of replica B: {:.1} MiB idle, {:.1} MiB with {} open streams: {:.1} KiB per stream",

@@ -209,6 +209,7 @@ impl App {
         );
         let mut jobs = scheduler::jobs(&oauth, config.oauth.refresh_interval);
         jobs.extend(scheduler::health_jobs(&health));
+        jobs.push(scheduler::memory_job());
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;

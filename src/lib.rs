@@ -14,6 +14,8 @@ pub mod connectors;
 pub mod domain;
 /// The domain error and its kinds.
 pub mod error;
+/// Returning freed heap to the operating system.
+pub mod memory;
 /// OAuth providers and their token exchanges.
 pub mod oauth;
 /// Generated protobuf types and service stubs.

@@ -104,6 +104,20 @@ pub fn jobs(oauth: &OAuth, every: Duration) -> Vec<Job> {
     ]
 }
 
+/// Gives freed heap back to the OS (`memory.rs`), on the blocking pool: a trim of a large heap
+/// holds each arena's lock for a moment and must not stall a runtime worker.
+pub fn memory_job() -> Job {
+    Job::new("memory_trim", crate::memory::TRIM_EVERY, || async {
+        let released = tokio::task::spawn_blocking(crate::memory::trim)
+            .await
+            .unwrap_or(false);
+        Ok(Sweep {
+            done: usize::from(released),
+            failed: 0,
+        })
+    })
+}
+
 /// The health sweep (when this replica runs it, `FH_HEALTH_SWEEP`) and the retention of
 /// history and events (on every replica; batches are small and idempotent).
 pub fn health_jobs(health: &Health) -> Vec<Job> {
