@@ -1,7 +1,7 @@
 //! Returning freed heap to the operating system. glibc's malloc gives back only the top of each
 //! arena; memory freed in the middle (after a burst of requests, interleaved with what stays)
 //! stays resident. 1,000 health streams opened at once left 25.6 KiB of RSS each where 4.8 KiB
-//! was live; with a trim every few seconds it is 9 KiB (`benches/health.rs`, README).
+//! was live; with a trim every few seconds it is 8.3 KiB (`benches/health.rs`, README).
 
 use std::time::Duration;
 
