@@ -6,6 +6,8 @@
 //! `grpc.health.v1/Check` measured on the same server in the same run, idle RSS, and the time
 //! from exec to serving.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use founderhouse_integrations::proto::{
     Platform,
 };
 use prost::Message;
+use support::{RunResult, authed, drive, median, rss_kib};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -53,15 +56,6 @@ fn opts() -> Opts {
         i += 2;
     }
     o
-}
-
-fn authed<T>(m: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(m);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii token"),
-    );
-    r
 }
 
 struct Server {
@@ -132,92 +126,6 @@ fn start_server(db_url: &str, secret: &str, data_dir: &str, provider: &str) -> S
             };
         }
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-#[derive(Clone, Copy)]
-struct RunResult {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-/// Runs `concurrency` workers for `seconds`, each calling `call` in a loop.
-async fn drive<F, Fut>(seconds: u64, concurrency: usize, call: F) -> RunResult
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let call = Arc::new(call);
-    // Warm-up: connections, pools, caches.
-    let warm_until = Instant::now() + Duration::from_millis(500);
-    let mut warm = Vec::new();
-    for w in 0..concurrency {
-        let call = call.clone();
-        warm.push(tokio::spawn(async move {
-            while Instant::now() < warm_until {
-                call(w).await;
-            }
-        }));
-    }
-    for w in warm {
-        let _ = w.await;
-    }
-    let start = Instant::now();
-    let until = start + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for w in 0..concurrency {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(16_384);
-            let mut errors = 0u64;
-            while Instant::now() < until {
-                let t = Instant::now();
-                if call(w).await {
-                    lat.push(t.elapsed().as_micros() as u32);
-                } else {
-                    errors += 1;
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await.expect("worker");
-        all.extend(lat);
-        errors += e;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    RunResult {
-        rps: all.len() as f64 / elapsed,
-        p50_ms: f64::from(pct(0.50)) / 1000.0,
-        p99_ms: f64::from(pct(0.99)) / 1000.0,
-        errors,
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn grpc_web_frame(msg: &impl Message) -> Vec<u8> {
@@ -476,7 +384,7 @@ async fn main() {
     for run in 0..o.runs {
         for (i, (name, s)) in scenarios.iter().enumerate() {
             let s = s.clone();
-            let r = drive(o.seconds, o.concurrency, move |w| (s.1)(w)).await;
+            let r = drive(o.seconds, o.concurrency, Arc::new(move |w| (s.1)(w))).await;
             println!(
                 "  run {} {:<48} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
                 run + 1,

@@ -6,10 +6,12 @@
 //! Run: `scripts/bench.sh mcp` (or `cargo bench --bench mcp -- [--seconds N] [--runs N]
 //! [--concurrency N]`).
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use founderhouse_integrations::api::auth::mint_token;
 use founderhouse_integrations::domain::{Role, Secret};
@@ -17,6 +19,7 @@ use founderhouse_integrations::proto::connector_service_client::ConnectorService
 use founderhouse_integrations::proto::integration_service_client::IntegrationServiceClient;
 use founderhouse_integrations::proto::{ConnectIntegrationRequest, InvokeRequest, Platform};
 use serde_json::json;
+use support::{RunResult, authed, drive, median};
 use tonic::transport::Channel;
 
 struct Opts {
@@ -47,15 +50,6 @@ fn opts() -> Opts {
         i += 2;
     }
     o
-}
-
-fn authed<T>(m: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(m);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii token"),
-    );
-    r
 }
 
 /// Spawns the release binary on port 0; its JSON "listening" line gives the addresses.
@@ -123,79 +117,6 @@ async fn fake() -> String {
     let url = format!("http://{}", listener.local_addr().expect("bound"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
-}
-
-#[derive(Clone, Copy)]
-struct RunResult {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-/// `concurrency` workers for `seconds` (after a 500 ms warm-up), each calling `call` in a loop.
-async fn drive<F, Fut>(seconds: u64, concurrency: usize, call: Arc<F>) -> RunResult
-where
-    F: Fn(usize) -> Fut + Send + Sync + ?Sized + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let warm_until = Instant::now() + Duration::from_millis(500);
-    let mut warm = Vec::new();
-    for w in 0..concurrency {
-        let call = call.clone();
-        warm.push(tokio::spawn(async move {
-            while Instant::now() < warm_until {
-                call(w).await;
-            }
-        }));
-    }
-    for w in warm {
-        let _ = w.await;
-    }
-    let start = Instant::now();
-    let until = start + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for w in 0..concurrency {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(16_384);
-            let mut errors = 0u64;
-            while Instant::now() < until {
-                let t = Instant::now();
-                if call(w).await {
-                    lat.push(t.elapsed().as_micros() as u32);
-                } else {
-                    errors += 1;
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await.expect("worker");
-        all.extend(lat);
-        errors += e;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    RunResult {
-        rps: all.len() as f64 / elapsed,
-        p50_ms: f64::from(pct(0.50)) / 1000.0,
-        p99_ms: f64::from(pct(0.99)) / 1000.0,
-        errors,
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 type Call = dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>

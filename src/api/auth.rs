@@ -15,9 +15,9 @@ use tokio::sync::RwLock;
 use tower::{Layer, Service};
 use uuid::Uuid;
 
-use super::reject::{RejectBody, Transport, drain};
+use super::reject::{RejectBody, Transport, refuse};
 use crate::domain::Secret;
-use crate::domain::{Caller, RequestId, Role, UserId, WorkspaceId};
+use crate::domain::{Caller, Role, UserId, WorkspaceId};
 use crate::error::{Error, Reason};
 
 /// Claims we issue and accept.
@@ -441,16 +441,7 @@ where
                     Ok(caller) => {
                         req.extensions_mut().insert(caller);
                     }
-                    Err(err) => {
-                        let rid = req
-                            .extensions()
-                            .get::<RequestId>()
-                            .cloned()
-                            .unwrap_or_default();
-                        let answer = ResB::reject(&err, &rid, transport.wants_grpc(req.headers()));
-                        drain(req.into_body()).await;
-                        return Ok(answer);
-                    }
+                    Err(err) => return Ok(refuse(req, &err, transport).await),
                 }
             }
             inner.call(req).await

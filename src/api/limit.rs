@@ -15,9 +15,9 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::auth::Authenticator;
-use super::reject::{RejectBody, Transport};
+use super::reject::{RejectBody, Transport, refuse};
 use crate::config::RateLimits;
-use crate::domain::{Caller, RequestId, WorkspaceId};
+use crate::domain::{Caller, WorkspaceId};
 use crate::error::{Error, ErrorKind, Reason};
 
 /// Keys one limiter tracks at most; beyond it full buckets (indistinguishable from new ones)
@@ -252,7 +252,9 @@ impl<S, ReqB, ResB> Service<Request<ReqB>> for RateLimitService<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    ReqB: Send + 'static,
+    ReqB: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static,
     ResB: RejectBody + Send + 'static,
 {
     type Response = Response<ResB>;
@@ -274,11 +276,6 @@ where
             };
             if let Err(wait) = layer.admit(limited, Attribution::of(limited, &req)).await {
                 metrics::counter!("fh_rate_limited_total", "call" => limited.name()).increment(1);
-                let rid = req
-                    .extensions()
-                    .get::<RequestId>()
-                    .cloned()
-                    .unwrap_or_default();
                 // Whole seconds, rounded up: retrying at the advertised time succeeds.
                 let after = Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64);
                 let err = Error::new(
@@ -287,11 +284,7 @@ where
                     "too many requests of this kind; retry later",
                 )
                 .with_retry_after(after);
-                return Ok(ResB::reject(
-                    &err,
-                    &rid,
-                    layer.transport.wants_grpc(req.headers()),
-                ));
+                return Ok(refuse(req, &err, layer.transport).await);
             }
             inner.call(req).await
         })

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Response, header};
+use http::{HeaderMap, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 
 use crate::domain::RequestId;
@@ -31,20 +31,29 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-/// Reads (and drops) what is left of a rejected request's body, up to 64 KiB and for at most a
-/// second. Answering before the body is read makes hyper close an HTTP/1.1 connection under a
-/// client still sending it, which then sees a broken pipe instead of the answer (grpc-web from
-/// Node did, for most unauthenticated streams).
-pub async fn drain<B>(body: B)
+/// A layer's refusal of `req`: `err` in the transport's form, with the request's id, once what
+/// is left of the body is read (and dropped), up to 64 KiB and for at most a second. Answering
+/// before the body is read makes hyper close an HTTP/1.1 connection under a client still sending
+/// it, which then sees a broken pipe instead of the answer (grpc-web from Node did, for most
+/// unauthenticated streams).
+pub async fn refuse<B, R>(req: Request<B>, err: &Error, transport: Transport) -> Response<R>
 where
     B: http_body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    R: RejectBody,
 {
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_default();
+    let answer = R::reject(err, &rid, transport.wants_grpc(req.headers()));
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
-        Limited::new(body, 64 * 1024).collect(),
+        Limited::new(req.into_body(), 64 * 1024).collect(),
     )
     .await;
+    answer
 }
 
 /// Response bodies a layer can answer with: a gRPC status (trailers-only) or the REST JSON error.
